@@ -1,0 +1,1 @@
+"""Loss-sharpness estimation (lambda_max, Hessian trace)."""

@@ -1,0 +1,69 @@
+"""The base every plugin kind shares: a name, a summary and typed hyperparameters.
+
+A plugin is a class. The registry instantiates it with no arguments and sets ``name`` from
+the entry point, so one class may be registered under several names. Hyperparameters are
+declared once, in ``defaults``; a study space may fix or search exactly those keys and no
+others (see ``resolve_params``), so a typo in a space file is an error, not a silent default.
+"""
+
+from __future__ import annotations
+
+from abc import ABC
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+__all__ = ["Param", "Plugin", "PluginError"]
+
+Param = bool | int | float | str
+
+
+class PluginError(ValueError):
+    """A plugin was used against its contract (unknown name, unknown parameter, bad value)."""
+
+
+class Plugin(ABC):
+    """Common contract of the five plugin kinds.
+
+    Subclasses set ``kind`` (done by the kind's base class), may set ``defaults`` (the
+    hyperparameters they accept, with their default values) and should have a docstring whose
+    first line is the one-line summary shown by ``snt-search plugins``.
+    """
+
+    kind: ClassVar[str] = ""
+    defaults: ClassVar[Mapping[str, Param]] = {}
+    name: str = ""
+
+    @classmethod
+    def summary(cls) -> str:
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0].strip() if doc else ""
+
+    def resolve_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Return ``defaults`` updated with ``params``; reject keys the plugin does not declare.
+
+        Values are coerced to the type of their default (an int given for a float default is
+        accepted), so a plugin can rely on the types it declared.
+        """
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            known = ", ".join(sorted(self.defaults)) or "(none)"
+            raise PluginError(
+                f"{self.kind} {self.name!r} has no parameter {unknown[0]!r}; "
+                f"it accepts: {known}. Fix the name in the study space or the command line."
+            )
+        merged = dict(self.defaults)
+        for key, value in params.items():
+            merged[key] = _coerce(self.kind, self.name, key, self.defaults[key], value)
+        return merged
+
+
+def _coerce(kind: str, name: str, key: str, default: Param, value: Any) -> Param:
+    expected = type(default)
+    if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
+        return value  # type: ignore[no-any-return]
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    raise PluginError(
+        f"{kind} {name!r}: parameter {key!r} must be {expected.__name__} "
+        f"(like its default {default!r}), got {value!r} ({type(value).__name__})."
+    )
