@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .pruning import (
     PRUNABLE_TYPES,
+    SCHEDULES,
     SCOPES,
     PruneTarget,
     check_sparsity,
@@ -16,10 +17,14 @@ from .pruning import (
     measure_sparsity,
     prunable_weights,
     prune_to,
+    sparsity_schedule,
 )
+from .sweep import FIG5_SPARSITIES, SweepResult, sweep
 
 __all__ = [
+    "FIG5_SPARSITIES",
     "PRUNABLE_TYPES",
+    "SCHEDULES",
     "SCOPES",
     "PruneTarget",
     "check_sparsity",
@@ -27,4 +32,7 @@ __all__ = [
     "measure_sparsity",
     "prunable_weights",
     "prune_to",
+    "sparsity_schedule",
+    "sweep",
+    "SweepResult",
 ]

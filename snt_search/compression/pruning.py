@@ -26,6 +26,7 @@ from snt_search.specs import PluginError
 
 __all__ = [
     "PRUNABLE_TYPES",
+    "SCHEDULES",
     "SCOPES",
     "PruneTarget",
     "check_sparsity",
@@ -33,10 +34,12 @@ __all__ = [
     "measure_sparsity",
     "prunable_weights",
     "prune_to",
+    "sparsity_schedule",
 ]
 
 PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.modules.conv._ConvNd)
 SCOPES = ("global", "layer")
+SCHEDULES = ("exponential", "cubic")
 
 PruneTarget = tuple[nn.Module, str]
 
@@ -63,7 +66,7 @@ def prunable_weights(model: nn.Module, skip_first_last: bool = False) -> list[Pr
     if not targets:
         policy = " after skipping the first and last layer" if skip_first_last else ""
         raise PluginError(
-            f"magnitude pruning needs Linear or Conv layers; {type(model).__name__} has none"
+            f"this compressor needs Linear or Conv layers; {type(model).__name__} has none"
             f"{policy}. Fix: use a model with such layers or set skip_first_last=false."
         )
     return targets
@@ -106,6 +109,37 @@ def check_sparsity(sparsity: float) -> None:
             f"sparsity is the fraction of weights set to zero and must be in [0, 1), got "
             f"{sparsity!r}. Fix: e.g. sparsity=0.5 for the paper's 50% (Table 2)."
         )
+
+
+def sparsity_schedule(
+    final: float, steps: int, schedule: str = "exponential", initial: float = 0.0
+) -> list[float]:
+    """The target sparsity after each of ``steps`` pruning steps, ending at ``final``.
+
+    * ``"exponential"`` (classic IMP, the paper's "exponential pruner", Fig. 5): every step
+      removes the same fraction of the weights still alive,
+      ``s_t = 1 - (1 - s_i) * ((1 - s_f) / (1 - s_i)) ** (t / T)``.
+    * ``"cubic"`` (gradual pruning of Zhu & Gupta 2017, "AGP"): fast first, slow at the end,
+      ``s_t = s_f + (s_i - s_f) * (1 - t / T) ** 3``.
+    """
+    check_sparsity(final)
+    if steps < 1:
+        raise PluginError(f"pruning steps must be >= 1, got {steps!r}. Fix: e.g. steps=5.")
+    if schedule not in SCHEDULES:
+        raise PluginError(
+            f"pruning schedule must be one of {SCHEDULES}, got {schedule!r}. "
+            "Fix the 'schedule' parameter."
+        )
+    initial = min(initial, final)
+    out = []
+    for t in range(1, steps + 1):
+        frac = t / steps
+        if schedule == "exponential":
+            out.append(1.0 - (1.0 - initial) * ((1.0 - final) / (1.0 - initial)) ** frac)
+        else:
+            out.append(final + (initial - final) * (1.0 - frac) ** 3)
+    out[-1] = final
+    return out
 
 
 def measure_sparsity(model: nn.Module, targets: Sequence[PruneTarget]) -> dict[str, float]:
