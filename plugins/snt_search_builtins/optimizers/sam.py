@@ -1,0 +1,99 @@
+"""Sharpness-Aware Minimization (Foret et al. 2021, arXiv:2010.01412), the paper's "SAM".
+
+SAM minimises max_{||e|| <= rho} L(w + e): each step takes the gradient g at w, moves to
+w + rho * g / ||g|| (ASAM, Kwon et al. 2021: scaled elementwise by |w|), recomputes the gradient
+there and lets the base optimizer step from w with it. That costs a second forward/backward
+pass (``two_pass = True``): the training loop calls ``step(closure)`` with a closure that runs
+with BatchNorm statistics frozen, so they are updated once per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from snt_search.specs import Optimizer, PluginError
+
+_BASES: dict[str, type[torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+}
+
+
+class SAM(torch.optim.Optimizer):
+    """Wraps ``base`` (already built on the same params); ``step(closure)`` does both passes."""
+
+    def __init__(self, base: torch.optim.Optimizer, rho: float = 0.05, adaptive: bool = False):
+        if rho <= 0:
+            raise PluginError(f"SAM: rho must be > 0, got {rho}")
+        self.base = base
+        super().__init__(base.param_groups, {"rho": rho, "adaptive": adaptive})
+        self.param_groups = base.param_groups  # one set of groups: lr schedules reach the base
+        for group in self.param_groups:
+            group.setdefault("rho", rho)
+            group.setdefault("adaptive", adaptive)
+
+    @torch.no_grad()
+    def _perturb(self) -> None:
+        grads = [
+            ((p.abs() if g["adaptive"] else 1.0) * p.grad).norm(2)
+            for g in self.param_groups
+            for p in g["params"]
+            if p.grad is not None
+        ]
+        norm = torch.stack(grads).norm(2) if grads else torch.tensor(0.0)
+        for group in self.param_groups:
+            scale = group["rho"] / (norm + 1e-12)
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                e = (p.square() if group["adaptive"] else 1.0) * p.grad * scale.to(p)
+                p.add_(e)
+                self.state[p]["e"] = e
+
+    @torch.no_grad()
+    def _restore(self) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                e = self.state[p].pop("e", None)
+                if e is not None:
+                    p.sub_(e)
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+        if closure is None:
+            raise PluginError(
+                "SAM.step needs a closure that recomputes the loss and its gradients "
+                "(SAM takes two passes per step); call optimizer.step(closure)"
+            )
+        self._perturb()
+        self.base.zero_grad(set_to_none=True)
+        with torch.enable_grad():
+            loss = closure()
+        self._restore()
+        self.base.step()
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.base.zero_grad(set_to_none=set_to_none)
+
+
+class SAMPlugin(Optimizer):
+    """SAM (Foret et al. 2021) around Adam/AdamW/SGD; rho is the neighbourhood radius."""
+
+    two_pass = True
+    defaults = {"rho": 0.05, "adaptive": False, "base": "adam", "momentum": 0.9}
+
+    def build(
+        self, params: Iterable[torch.nn.Parameter], *, lr: float, weight_decay: float, **hp: Any
+    ) -> torch.optim.Optimizer:
+        p = self.resolve_params(hp)
+        if p["base"] not in _BASES:
+            raise PluginError(
+                f"optimizer {self.name!r}: base must be one of {sorted(_BASES)}, got {p['base']!r}"
+            )
+        extra = {"momentum": p["momentum"]} if p["base"] == "sgd" else {}
+        base = _BASES[p["base"]](params, lr=lr, weight_decay=weight_decay, **extra)
+        return SAM(base, rho=p["rho"], adaptive=p["adaptive"])

@@ -1,0 +1,65 @@
+"""`snt-search pareto`: the stored Pareto front of a study, as a table, JSON or CSV."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import optuna
+from rich.table import Table
+
+from ..pareto import front_rows, write_front
+from ..storage import DEFAULT_STORAGE, open_storage
+from ._common import add_json, console, print_json
+
+HELP = "show the Pareto front stored in a study"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pareto", help=HELP, description=HELP + " (non-dominated finished trials).")
+    p.add_argument("--study-name", required=True, help="the study's name (default of `study`: the space name)")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL (default: {DEFAULT_STORAGE})")
+    p.add_argument("--out", type=Path, help="also write pareto.json and pareto.csv into this folder")
+    add_json(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    storage = open_storage(args.storage)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    if args.study_name not in names:
+        raise ValueError(
+            f"--study-name {args.study_name!r}: no such study in {args.storage}; "
+            f"studies there: {', '.join(names) or '(none)'}"
+        )
+    study = optuna.load_study(study_name=args.study_name, storage=storage)
+    rows = front_rows(study)
+    if args.out:
+        write_front(rows, args.out)
+    if args.json:
+        print_json(rows)
+    else:
+        print_front(rows, title=f"Pareto front of {args.study_name} ({len(study.trials)} trials)")
+    return 0
+
+
+def print_front(rows: list[dict[str, Any]], *, title: str) -> None:
+    if not rows:
+        console.print(f"{title}: no finished trial yet")
+        return
+    table = Table(title=title)
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    for col in columns:
+        table.add_column(col.removeprefix("param:"), justify="right")
+    for row in rows:
+        table.add_row(*(_fmt(row.get(c)) for c in columns))
+    console.print(table)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)

@@ -1,0 +1,113 @@
+"""`snt-search study`: run or resume a multi-objective search over a study space."""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from ..catalog import resolve_space
+from ..driver import StudyOptions, run_study
+from ..registry import get_registry
+from ..storage import DEFAULT_STORAGE
+from ._common import add_json, console, print_json
+from .pareto import print_front
+
+HELP = "search a space: train, measure lambda_max, compress and score each trial (resumable)"
+EPILOG = """examples:
+  snt-search study --space mixer_prune --budget smoke --trials 4 --dataset digits
+  snt-search study --space studies/mixer_prune.toml --set backbone.mixer_s.num_blocks=2
+  snt-search study --space mixer_prune --storage postgresql://localhost/snt --study-name run1
+
+Re-running the same command resumes the study: finished trials are kept and only the
+missing ones run. Results: the Optuna storage (default sqlite:///snt-search.db) and
+<out>/pareto.json, <out>/pareto.csv."""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "study", help=HELP, description=HELP + ".", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--space", required=True, help="space name (see `snt-search spaces`) or path to a .toml file")
+    p.add_argument("--budget", default="smoke", help="budget defined in the space: smoke, short, paper (default: smoke)")
+    p.add_argument("--trials", type=_positive, default=4, help="number of finished trials the study should have (default: 4)")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL (default: {DEFAULT_STORAGE})")
+    p.add_argument("--study-name", help="study name (default: the space's name)")
+    p.add_argument("--out", type=Path, help="folder for pareto.json/csv (default: runs/<study-name>)")
+    p.add_argument("--dataset", help="use this dataset plugin instead of the space's (e.g. digits offline)")
+    p.add_argument("--data-dir", type=Path, help="where the dataset finds (or downloads) its files")
+    p.add_argument("--no-download", action="store_true", help="never download data sets")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="fix a parameter, TOML value syntax: --set train.lr=0.001 --set optimizer.sam.rho=0.1",
+    )
+    add_json(p)
+    p.set_defaults(run=run)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value}")
+    return value
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs with TOML values (``0.1``, ``true``, ``"adam"``; bare words are strings)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.lr=0.001")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = text
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    registry = get_registry()
+    space = resolve_space(args.space)
+    plugin_overrides = {"dataset": args.dataset} if args.dataset else {}
+    sets = parse_sets(args.set)
+    if plugin_overrides or sets:
+        space = space.with_overrides(plugin_overrides, sets)
+    options = StudyOptions(
+        budget=args.budget,
+        n_trials=args.trials,
+        storage=args.storage,
+        study_name=args.study_name,
+        out_dir=args.out,
+        data_dir=args.data_dir,
+        download=not args.no_download,
+        device=args.device,
+        show_progress=not args.json,
+    )
+    outcome = run_study(space, options, registry=registry)
+    if args.json:
+        print_json(
+            {
+                "study_name": outcome.study_name,
+                "storage": outcome.storage,
+                "ran": outcome.ran,
+                "finished": outcome.finished,
+                "failed": outcome.failed,
+                "pareto_front": outcome.front,
+                "files": [str(f) for f in outcome.files],
+            }
+        )
+        return 0
+    console.print(
+        f"study [bold]{outcome.study_name}[/]: ran {outcome.ran} trial(s); "
+        f"{outcome.finished} finished, {outcome.failed} failed in total ({outcome.storage})"
+    )
+    print_front(outcome.front, title=f"Pareto front of {outcome.study_name}")
+    console.print("written: " + ", ".join(str(f) for f in outcome.files))
+    return 0

@@ -1,0 +1,65 @@
+"""Settings of one trial that are not plugin hyperparameters: training, sharpness, budgets.
+
+Each is a small frozen dataclass whose field defaults are also the types a study space may
+set (``train.lr = 1e-3`` or a distribution over it). ``Budget`` is what ``--budget`` picks
+from a space file: how much data and compute one trial may use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, get_args, get_type_hints
+
+__all__ = ["Budget", "SharpnessConfig", "TrainConfig", "field_types"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a trial trains its model (paper Sec. 5: Adam/SAM, cosine decay with warm-up)."""
+
+    epochs: int = 1
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 0.0  # linear warm-up, in epochs (fractions allowed)
+    schedule: str = "cosine"  # cosine | constant
+    augment: bool = True  # random crop (pad 4) + horizontal flip, on tensors
+    label_smoothing: float = 0.0
+    eval_batch_size: int = 512
+
+
+@dataclass(frozen=True)
+class SharpnessConfig:
+    """How lambda_max is estimated: on ``samples`` training images drawn with the trial seed."""
+
+    method: str = "lanczos"  # lanczos | power | pyhessian
+    samples: int = 512
+    batch_size: int = 256
+    max_iter: int = 50
+    tol: float = 1e-3
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One named budget of a space (smoke, short, paper): data subsets and overrides."""
+
+    name: str = "smoke"
+    epochs: int = 1
+    batch_size: int | None = None
+    train_subset: int | None = None  # None: the whole training set
+    test_subset: int | None = None
+    sharpness_samples: int | None = None
+    sharpness_max_iter: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def field_types(cls: type) -> dict[str, type]:
+    """Name -> type of each field of a config dataclass, ``X | None`` read as ``X``."""
+    hints = get_type_hints(cls)
+    out = {}
+    for f in fields(cls):
+        args = [a for a in get_args(hints[f.name]) if a is not type(None)]
+        out[f.name] = args[0] if args else hints[f.name]
+    return out

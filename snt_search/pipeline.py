@@ -1,0 +1,170 @@
+"""One trial, start to finish: data -> build -> transform -> train -> lambda_max -> compress -> score.
+
+Stages only read their inputs and return results; none reaches back into the driver. The
+trained model is never compressed in place: the compressor gets a deep copy, so base and
+compressed accuracy are measured on the same weights. Everything a trial measured is returned
+in :class:`TrialResult` (metrics, per-epoch curve, plugin reports), ready to be stored.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from .data import TensorLoader, normalize
+from .registry import Registry, get_registry
+from .sharpness import draw_batches, estimate_lambda_max
+from .specs import (
+    Backbone,
+    CompressionContext,
+    Compressor,
+    DataBundle,
+    DataRequest,
+    Dataset,
+    Optimizer,
+    Transform,
+)
+from .trial_spec import TrialSpec
+from .training import Diverged, EpochStats, evaluate, train
+
+__all__ = ["TrialFailed", "TrialResult", "build_model", "load_data", "run_trial"]
+
+
+class TrialFailed(RuntimeError):
+    """A trial could not produce a trustworthy result; the message is stored as its reason."""
+
+
+@dataclass
+class TrialResult:
+    metrics: dict[str, float]
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    reports: dict[str, Any] = field(default_factory=dict)
+
+
+_DATA_CACHE: dict[tuple[Any, ...], DataBundle] = {}
+
+
+def load_data(spec: TrialSpec, registry: Registry | None = None) -> DataBundle:
+    """The spec's dataset with its budget's subsets applied (cached per process)."""
+    registry = registry or get_registry()
+    name = spec.plugins["dataset"]
+    params = spec.params.get("dataset", {})
+    key = (name, tuple(sorted(params.items())), str(spec.data_dir))
+    if key not in _DATA_CACHE:
+        dataset = registry.get("dataset", name)
+        assert isinstance(dataset, Dataset)
+        request = DataRequest(data_dir=spec.data_dir, download=spec.download, seed=spec.seed)
+        _DATA_CACHE[key] = dataset.load(request, **params).validate(name)
+    budget = spec.budget
+    return _DATA_CACHE[key].subset(budget.train_subset, budget.test_subset, seed=spec.seed)
+
+
+def build_model(spec: TrialSpec, data: DataBundle, registry: Registry | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Backbone built and transformed, seeded by the spec; returns the transform's report."""
+    registry = registry or get_registry()
+    backbone = registry.get("backbone", spec.plugins["backbone"])
+    transform = registry.get("transform", spec.plugins["transform"])
+    assert isinstance(backbone, Backbone) and isinstance(transform, Transform)
+    torch.manual_seed(spec.seed)
+    model = backbone.build(
+        num_classes=data.num_classes,
+        image_size=data.image_size,
+        in_chans=data.in_chans,
+        **spec.params.get("backbone", {}),
+    )
+    report = transform.apply(model, **spec.params.get("transform", {}))
+    return model, report.as_dict()
+
+
+def run_trial(
+    spec: TrialSpec,
+    *,
+    registry: Registry | None = None,
+    on_epoch: Callable[[EpochStats], None] | None = None,
+) -> TrialResult:
+    """Run one trial; raise :class:`TrialFailed` with the reason when it cannot be scored."""
+    registry = registry or get_registry()
+    device = torch.device(spec.device)
+    data = load_data(spec, registry)
+    model, transform_report = build_model(spec, data, registry)
+    n_params = sum(p.numel() for p in model.parameters())
+    optimizer = registry.get("optimizer", spec.plugins["optimizer"])
+    assert isinstance(optimizer, Optimizer)
+    try:
+        trained = train(
+            model, optimizer, spec.params.get("optimizer", {}), data, spec.train,
+            seed=spec.seed, device=device, on_epoch=on_epoch,
+        )
+    except Diverged as exc:
+        raise TrialFailed(f"diverged: {exc}") from exc
+
+    test_loader = TensorLoader.from_bundle(data, "test", batch_size=spec.train.eval_batch_size, device=device)
+    base_accuracy = evaluate(model, test_loader)
+
+    sh = spec.sharpness
+    x_s, y_s = _normalized_sample(data, sh.samples, seed=spec.seed, device=device)
+    batches = draw_batches(x_s, y_s, samples=len(y_s), batch_size=sh.batch_size, seed=spec.seed)
+    start = time.perf_counter()
+    sharp = estimate_lambda_max(
+        model, batches, method=sh.method, max_iter=sh.max_iter, tol=sh.tol, seed=spec.seed
+    )
+    sharpness_s = time.perf_counter() - start
+    if not math.isfinite(sharp.lambda_max):
+        raise TrialFailed(f"lambda_max is {sharp.lambda_max}: the loss or its Hessian is not finite")
+
+    compressor = registry.get("compressor", spec.plugins["compressor"])
+    assert isinstance(compressor, Compressor)
+    compressed = copy.deepcopy(model)
+    finetune_cfg = spec.train
+
+    def finetune(m: nn.Module, epochs: int) -> None:
+        from dataclasses import replace
+
+        cfg = replace(finetune_cfg, epochs=epochs, warmup_epochs=0.0)
+        try:
+            train(m, optimizer, spec.params.get("optimizer", {}), data, cfg, seed=spec.seed + 1, device=device)
+        except Diverged as exc:
+            raise TrialFailed(f"diverged while fine-tuning the compressed model: {exc}") from exc
+
+    x_c, y_c = _normalized_sample(data, 512, seed=spec.seed + 2, device=device)
+    calibration = draw_batches(x_c, y_c, samples=len(y_c), batch_size=128, seed=spec.seed + 2)
+    context = CompressionContext(calibration=calibration, finetune=finetune, device=device, seed=spec.seed)
+    compress_report = compressor.compress(compressed, context, **spec.params.get("compressor", {}))
+    compressed_accuracy = evaluate(compressed, test_loader)
+
+    metrics = {
+        "base_accuracy": base_accuracy,
+        "compressed_accuracy": compressed_accuracy,
+        "accuracy_drop": base_accuracy - compressed_accuracy,
+        "lambda_max": float(sharp.lambda_max),
+        "train_time_s": trained.seconds,
+        "images_per_s": trained.images_per_s,
+        "sharpness_time_s": sharpness_s,
+        "n_params": float(n_params),
+    }
+    return TrialResult(
+        metrics=metrics,
+        curve=trained.curve_dicts(),
+        reports={
+            "transform": transform_report,
+            "sharpness": sharp.as_dict(),
+            "compression": compress_report.as_dict(),
+        },
+    )
+
+
+def _normalized_sample(
+    data: DataBundle, n: int, *, seed: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` training images (seeded, no augmentation), normalised as the model saw them."""
+    idx = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(seed))[:n]
+    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
+    std = torch.tensor(data.std).view(1, -1, 1, 1)
+    return normalize(data.train_x[idx], mean, std).to(device), data.train_y[idx].to(device)

@@ -1,0 +1,184 @@
+"""The training loop every trial runs: fast on tensors, deterministic on CPU, honest on failure.
+
+``train`` steps any optimizer plugin (one pass, or SAM's two passes with BatchNorm statistics
+frozen in the second), applies linear warm-up then cosine decay per step (the paper's
+schedule), evaluates after each epoch and reports an :class:`EpochStats` to ``on_epoch``. A NaN
+or infinite loss stops training at once with :class:`Diverged`: a diverged run is a failed
+trial, never a result.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import TrainConfig
+from .data import TensorLoader
+from .specs import DataBundle, Optimizer
+
+__all__ = ["Diverged", "EpochStats", "TrainResult", "evaluate", "frozen_bn_stats", "train"]
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    epoch: int
+    loss: float
+    train_accuracy: float
+    test_accuracy: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    curve: list[EpochStats] = field(default_factory=list)
+    seconds: float = 0.0
+    images: int = 0
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+    def curve_dicts(self) -> list[dict[str, Any]]:
+        return [asdict(e) for e in self.curve]
+
+
+@contextmanager
+def frozen_bn_stats(model: nn.Module) -> Iterator[None]:
+    """Run with BatchNorm running statistics left unchanged (momentum 0), e.g. SAM's 2nd pass."""
+    saved = []
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            saved.append((m, m.momentum))
+            m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, momentum in saved:
+            m.momentum = momentum
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, loader: TensorLoader) -> float:
+    """Top-1 accuracy in percent; the model's train/eval mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    try:
+        for x, y in loader:
+            correct += int((model(x).argmax(dim=1) == y).sum())
+            total += len(y)
+    finally:
+        model.train(was_training)
+    return 100.0 * correct / max(total, 1)
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Multiplier of the base learning rate at ``step`` (linear warm-up, then the schedule)."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        progress = (step - warmup) / max(total - warmup, 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+    raise ValueError(f"train.schedule must be 'cosine' or 'constant', got {schedule!r}")
+
+
+def train(
+    model: nn.Module,
+    optimizer: Optimizer,
+    optimizer_params: dict[str, Any],
+    data: DataBundle,
+    cfg: TrainConfig,
+    *,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    on_epoch: Callable[[EpochStats], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` in place with the optimizer plugin; see the module docstring."""
+    device = torch.device(device)
+    model.to(device)
+    torch.manual_seed(seed)
+    opt = optimizer.build(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        **optimizer_params,
+    )
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    loader = TensorLoader.from_bundle(
+        data, "train", batch_size=cfg.batch_size, shuffle=True, augment=cfg.augment,
+        drop_last=len(data.train_y) > cfg.batch_size, seed=seed, device=device,
+    )
+    test_loader = TensorLoader.from_bundle(data, "test", batch_size=cfg.eval_batch_size, device=device)
+    total_steps = cfg.epochs * len(loader)
+    warmup = int(cfg.warmup_epochs * len(loader))
+
+    def loss_of(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = model(x)
+        return F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing), logits
+
+    result = TrainResult()
+    step = 0
+    for epoch in range(cfg.epochs):
+        model.train()
+        start = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        for x, y in loader:
+            factor = lr_factor(step, total_steps, warmup, cfg.schedule)
+            for group, base_lr in zip(opt.param_groups, base_lrs, strict=True):
+                group["lr"] = base_lr * factor
+            opt.zero_grad(set_to_none=True)
+            loss, logits = loss_of(x, y)
+            if not torch.isfinite(loss):
+                raise Diverged(
+                    f"training loss became {float(loss)} at epoch {epoch + 1}, step {step + 1} "
+                    f"(lr {cfg.lr:g}); lower train.lr or narrow its range in the space"
+                )
+            loss.backward()
+            if optimizer.two_pass:
+
+                def closure(x: torch.Tensor = x, y: torch.Tensor = y) -> torch.Tensor:
+                    with frozen_bn_stats(model):
+                        second, _ = loss_of(x, y)
+                        second.backward()
+                    return second
+
+                opt.step(closure)
+            else:
+                opt.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.detach().argmax(1) == y).sum()
+            seen += len(y)
+            step += 1
+        seconds = time.perf_counter() - start
+        result.seconds += seconds
+        result.images += seen
+        mean_loss = float(loss_sum) / max(seen, 1)
+        if not math.isfinite(mean_loss):
+            raise Diverged(f"training loss became {mean_loss} in epoch {epoch + 1}; lower train.lr")
+        stats = EpochStats(
+            epoch=epoch + 1,
+            loss=mean_loss,
+            train_accuracy=100.0 * int(correct) / max(seen, 1),
+            test_accuracy=evaluate(model, test_loader),
+            seconds=seconds,
+        )
+        result.curve.append(stats)
+        if on_epoch is not None:
+            on_epoch(stats)
+    return result

@@ -1,0 +1,105 @@
+"""One trial's complete, plain configuration, and how a space samples it.
+
+``TrialSpec`` is what the pipeline runs and what a user needs to re-run a trial: the chosen
+plugin of each kind, their hyperparameters, the training and sharpness settings. ``sample``
+turns a :class:`~snt_search.space.Space` and anything with Optuna's ``suggest_*`` methods into
+one; a parameter of a plugin is only suggested when that plugin is chosen (define-by-run).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from .config import Budget, SharpnessConfig, TrainConfig, field_types
+from .space import Dimension, Space
+from .specs import KINDS
+
+__all__ = ["Suggester", "TrialSpec", "sample"]
+
+
+class Suggester(Protocol):
+    """The part of ``optuna.trial.Trial`` a space needs."""
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any: ...
+    def suggest_float(self, name: str, low: float, high: float, *, step: Any = None, log: bool = False) -> float: ...
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """Everything one trial runs with; ``as_dict`` is stored with the trial."""
+
+    plugins: dict[str, str]
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sharpness: SharpnessConfig = field(default_factory=SharpnessConfig)
+    budget: Budget = field(default_factory=Budget)
+    seed: int = 0
+    data_dir: Path | None = None
+    download: bool = True
+    device: str = "cpu"
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["data_dir"] = str(self.data_dir) if self.data_dir else None
+        return out
+
+
+def sample(
+    space: Space,
+    trial: Suggester,
+    budget: Budget,
+    *,
+    data_dir: Path | None = None,
+    download: bool = True,
+    device: str = "cpu",
+) -> TrialSpec:
+    """Draw one :class:`TrialSpec` from ``space`` under ``budget``."""
+    plugins = {
+        kind: names[0] if len(names) == 1 else trial.suggest_categorical(kind, list(names))
+        for kind, names in space.plugins.items()
+    }
+    params: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
+    train_values: dict[str, Any] = {"epochs": budget.epochs}
+    if budget.batch_size is not None:
+        train_values["batch_size"] = budget.batch_size
+    for key, dim in space.params.items():
+        parts = key.split(".")
+        if parts[0] == "train":
+            train_values[parts[1]] = _draw(trial, dim)
+        elif plugins[parts[0]] == parts[1]:
+            params[parts[0]][parts[2]] = _draw(trial, dim)
+    sharp = space.sharpness
+    if budget.sharpness_samples is not None:
+        sharp = replace(sharp, samples=budget.sharpness_samples)
+    if budget.sharpness_max_iter is not None:
+        sharp = replace(sharp, max_iter=budget.sharpness_max_iter)
+    return TrialSpec(
+        plugins=plugins,
+        params={k: v for k, v in params.items() if v},
+        train=TrainConfig(**_coerce_train(train_values)),
+        sharpness=sharp,
+        budget=budget,
+        seed=space.seed,
+        data_dir=data_dir,
+        download=download,
+        device=device,
+    )
+
+
+def _coerce_train(values: dict[str, Any]) -> dict[str, Any]:
+    types = field_types(TrainConfig)
+    return {k: float(v) if types[k] is float and isinstance(v, int) else v for k, v in values.items()}
+
+
+def _draw(trial: Suggester, dim: Dimension) -> Any:
+    if dim.fixed:
+        return dim.value
+    if dim.choices:
+        return trial.suggest_categorical(dim.key, list(dim.choices))
+    assert dim.low is not None and dim.high is not None
+    if isinstance(dim.low, int) and isinstance(dim.high, int) and not isinstance(dim.step, float):
+        return trial.suggest_int(dim.key, dim.low, dim.high, step=int(dim.step or 1), log=dim.log)
+    return trial.suggest_float(dim.key, float(dim.low), float(dim.high), step=dim.step, log=dim.log)
