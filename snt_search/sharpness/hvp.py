@@ -1,0 +1,217 @@
+"""Hessian-vector products of the training loss w.r.t. all trainable parameters.
+
+``H`` is the Hessian of ``L(w) = sum_b n_b * loss_fn(model(x_b; w), y_b) / sum_b n_b`` over the
+fixed list of batches ``(x_b, y_b)`` (``n_b = len(x_b)``), i.e. of the mean loss over the
+samples when ``loss_fn`` returns a per-batch mean (as ``torch.nn.functional.cross_entropy``
+does). This is the dataset Hessian PyHessian (Yao et al. 2020) computes batch by batch.
+
+Vectors are flat 1-D tensors of length ``dim`` (the number of trainable scalars) on the
+parameters' device, in ``model.parameters()`` order; a flat layout keeps the Krylov methods
+(Lanczos, power iteration, Hutchinson) to plain matrix algebra.
+
+Backends:
+    ``double_backward``: ``g = autograd.grad(L, w, create_graph=True)`` then
+        ``autograd.grad(g, w, grad_outputs=v)`` (Pearlmutter's trick, PyHessian's method).
+    ``forward_over_reverse``: ``torch.func.jvp`` of ``torch.func.grad`` of a
+        ``functional_call`` of the model; often faster, but needs the model to be traceable by
+        ``torch.func`` (no in-place ops on inputs that need grad, no ``.item()`` in forward).
+    ``auto``: time one product of each on the first batch, keep the faster one and cache the
+        choice per (model class, device type); ``double_backward`` if ``torch.func`` fails.
+
+The model is used as is: call it in the mode you want (the public API switches to eval mode).
+Parameters' ``.grad`` are never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, grad, jvp
+
+__all__ = ["BACKENDS", "Batch", "HessianVectorProduct", "LossFn", "clear_backend_cache"]
+
+Batch = tuple[Tensor, Tensor]
+LossFn = Callable[[Tensor, Tensor], Tensor]
+BACKENDS = ("double_backward", "forward_over_reverse")
+
+_log = logging.getLogger(__name__)
+_AUTO_CHOICE: dict[tuple[type, str], str] = {}
+
+
+def clear_backend_cache() -> None:
+    """Forget the ``backend="auto"`` choices made so far (they are cached per model class)."""
+    _AUTO_CHOICE.clear()
+
+
+class HessianVectorProduct:
+    """Callable ``v -> H v`` for flat ``v``; counts the products in ``self.count``.
+
+    Args:
+        model: the network; its trainable parameters (``requires_grad``) span ``H``.
+        batches: non-empty list of ``(x, y)``; moved once to the parameters' device.
+        loss_fn: ``loss_fn(logits, y)`` returning a scalar mean loss over the batch.
+        backend: one of ``BACKENDS`` or ``"auto"``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        batches: Sequence[Batch],
+        loss_fn: LossFn,
+        backend: str = "auto",
+    ) -> None:
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        if not named:
+            raise ValueError(
+                "the model has no trainable parameters (requires_grad=True): the Hessian is "
+                "empty; unfreeze the parameters whose sharpness you want to measure"
+            )
+        if not batches:
+            raise ValueError("batches is empty: pass at least one (x, y) batch")
+        if backend not in (*BACKENDS, "auto"):
+            raise ValueError(
+                f"backend must be one of {(*BACKENDS, 'auto')}, got {backend!r}; "
+                "use 'auto' to pick the faster one"
+            )
+        self.model = model
+        self.loss_fn = loss_fn
+        self.names = [n for n, _ in named]
+        self.params = [p for _, p in named]
+        self.device = self.params[0].device
+        self.dtype = self.params[0].dtype
+        self.numels = [p.numel() for p in self.params]
+        self.dim = sum(self.numels)
+        self.batches = [_to_device(x, y, self.device) for x, y in batches]
+        self.samples = sum(int(x.shape[0]) for x, _ in self.batches)
+        self.count = 0
+        if backend == "auto":
+            backend = self._choose_backend()
+        self.backend = backend
+        self._batch_hvp = {
+            "double_backward": self._double_backward,
+            "forward_over_reverse": self._forward_over_reverse,
+        }[backend]
+
+    def __call__(self, v: Tensor) -> Tensor:
+        """Return ``H v`` (flat, same device/dtype as ``v``), averaged over all batches."""
+        if v.shape != (self.dim,):
+            raise ValueError(f"v must have shape ({self.dim},), got {tuple(v.shape)}")
+        vs = self.unflatten(v)
+        out = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
+        out_views = self.unflatten(out)
+        with torch.enable_grad():
+            for x, y in self.batches:
+                hv = self._batch_hvp(x, y, vs)
+                weight = float(x.shape[0]) / self.samples
+                for acc, h in zip(out_views, hv, strict=True):
+                    if h is not None:
+                        acc.add_(h.detach(), alpha=weight)
+        self.count += 1
+        return out.to(v.dtype)
+
+    def unflatten(self, v: Tensor) -> list[Tensor]:
+        """Split flat ``v`` into views shaped like the trainable parameters."""
+        return [
+            c.view(p.shape).to(p.dtype)
+            for c, p in zip(torch.split(v, self.numels), self.params, strict=True)
+        ]
+
+    def _loss(self, x: Tensor, y: Tensor, logits: Tensor) -> Tensor:
+        loss = self.loss_fn(logits, y)
+        if loss.dim() != 0:
+            raise ValueError(
+                f"loss_fn must return a scalar mean loss, got shape {tuple(loss.shape)}; "
+                "use reduction='mean'"
+            )
+        return loss
+
+    def _double_backward(self, x: Tensor, y: Tensor, vs: list[Tensor]) -> list[Tensor | None]:
+        loss = self._loss(x, y, self.model(x))
+        grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
+        # A gradient that does not depend on the parameters has a zero Hessian block.
+        idx = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
+        out: list[Tensor | None] = [None] * len(self.params)
+        if not idx:
+            return out
+        hv = torch.autograd.grad(
+            [grads[i] for i in idx],
+            [self.params[i] for i in idx],
+            grad_outputs=[vs[i] for i in idx],
+            allow_unused=True,
+        )
+        for i, h in zip(idx, hv, strict=True):
+            out[i] = h
+        return out
+
+    def _forward_over_reverse(self, x: Tensor, y: Tensor, vs: list[Tensor]) -> list[Tensor | None]:
+        trainable = set(self.names)
+        fixed: dict[str, Tensor] = {
+            n: t.detach() for n, t in self.model.named_parameters() if n not in trainable
+        }
+        fixed.update(dict(self.model.named_buffers()))
+
+        def loss_of(ps: tuple[Tensor, ...]) -> Tensor:
+            state = dict(zip(self.names, ps, strict=True))
+            state.update(fixed)
+            return self._loss(x, y, functional_call(self.model, state, (x,)))
+
+        primals = tuple(p.detach() for p in self.params)
+        hv = jvp(grad(loss_of), (primals,), (tuple(vs),))[1]
+        return list(hv)
+
+    def _choose_backend(self) -> str:
+        key = (type(self.model), self.device.type)
+        if key in _AUTO_CHOICE:
+            return _AUTO_CHOICE[key]
+        x, y = self.batches[0]
+        v = torch.randn(self.dim, generator=torch.Generator().manual_seed(0)).to(
+            self.device, self.dtype
+        )
+        vs = self.unflatten(v)
+        times: dict[str, float] = {}
+        with torch.enable_grad():
+            times["double_backward"] = _time_best(lambda: self._double_backward(x, y, vs))
+            try:
+                times["forward_over_reverse"] = _time_best(
+                    lambda: self._forward_over_reverse(x, y, vs)
+                )
+            except Exception as exc:  # torch.func cannot trace every model
+                _log.info(
+                    "forward_over_reverse failed on %s (%s: %s); using double_backward",
+                    type(self.model).__name__,
+                    type(exc).__name__,
+                    exc,
+                )
+        choice = min(times, key=lambda k: times[k])
+        _log.debug("hvp backend timings for %s: %s", type(self.model).__name__, times)
+        _AUTO_CHOICE[key] = choice
+        return choice
+
+
+def _time_best(fn: Callable[[], Any], repeats: int = 2) -> float:
+    """Best wall time of ``repeats`` calls (the first call also warms up)."""
+    best = float("inf")
+    for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _to_device(x: Tensor, y: Tensor, device: torch.device) -> Batch:
+    """Move a batch to ``device``; clone inference-mode tensors so autograd can save them."""
+    x, y = x.to(device), y.to(device)
+    if x.is_inference():
+        x = x.clone()
+    if y.is_inference():
+        y = y.clone()
+    return x, y
