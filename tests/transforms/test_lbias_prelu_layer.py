@@ -1,0 +1,66 @@
+"""LBiasPReLU against a hand computation of Eq. 1 for both channel layouts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from snt_search.layers import LBiasPReLU
+
+
+def _set(layer: LBiasPReLU, gamma: list[float], beta: list[float], zeta: list[float]) -> None:
+    with torch.no_grad():
+        layer.gamma.copy_(torch.tensor(gamma))
+        layer.beta.copy_(torch.tensor(beta))
+        layer.zeta.copy_(torch.tensor(zeta))
+
+
+def _eq1(x: float, g: float, b: float, z: float) -> float:
+    return x - g + z if x > g else b * (x - g) + z
+
+
+GAMMA, BETA, ZETA = [0.5, -1.0], [0.1, 2.0], [0.25, -3.0]
+
+
+def test_eq1_nchw_matches_hand_computation() -> None:
+    layer = LBiasPReLU(2, channel_dim=1)
+    _set(layer, GAMMA, BETA, ZETA)
+    x = torch.tensor([[[[1.0, 0.0]], [[-2.0, 4.0]]]])  # [1, C=2, 1, 2]
+    # channel 0 (g=.5, b=.1, z=.25): 1 -> .5+.25 ; 0 -> .1*(-.5)+.25
+    # channel 1 (g=-1, b=2, z=-3): -2 -> 2*(-1)-3 ; 4 -> 5-3
+    want = torch.tensor([[[[0.75, 0.2]], [[-5.0, 2.0]]]])
+    torch.testing.assert_close(layer(x), want)
+    hand = [[_eq1(v, GAMMA[c], BETA[c], ZETA[c]) for v in x[0, c, 0].tolist()] for c in range(2)]
+    torch.testing.assert_close(layer(x)[0, :, 0], torch.tensor(hand))
+
+
+def test_eq1_tokens_nlc_matches_hand_computation() -> None:
+    layer = LBiasPReLU(2, channel_dim=-1)
+    _set(layer, GAMMA, BETA, ZETA)
+    x = torch.tensor([[[1.0, -2.0], [0.0, 4.0], [0.5, -1.0]]])  # [1, N=3, C=2]
+    rows = x[0].tolist()
+    want = [[_eq1(v, GAMMA[c], BETA[c], ZETA[c]) for c, v in enumerate(row)] for row in rows]
+    torch.testing.assert_close(layer(x), torch.tensor([want]))
+    assert layer(x)[0, 0].tolist() == pytest.approx([0.75, -5.0])
+
+
+def test_at_init_equals_prelu_and_has_3c_params() -> None:
+    x = torch.randn(4, 6, 5, 5)
+    layer = LBiasPReLU(6, channel_dim=1)
+    torch.testing.assert_close(layer(x), nn.PReLU(6, init=0.25)(x))
+    assert sum(p.numel() for p in layer.parameters()) == 18
+
+
+def test_gradients_reach_all_three_parameters() -> None:
+    layer = LBiasPReLU(3, channel_dim=-1)
+    layer(torch.randn(2, 7, 3)).square().sum().backward()
+    for p in (layer.gamma, layer.beta, layer.zeta):
+        assert p.grad is not None and p.grad.abs().sum() > 0
+
+
+def test_wrong_shape_and_bad_channel_dim_say_what_to_do() -> None:
+    with pytest.raises(ValueError, match="dim 1 is 4"):
+        LBiasPReLU(3, channel_dim=1)(torch.randn(2, 4, 5, 5))
+    with pytest.raises(ValueError, match="channel_dim must be 1"):
+        LBiasPReLU(3, channel_dim=2)
