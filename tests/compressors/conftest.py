@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import pytest
@@ -125,3 +126,72 @@ def get_compressor(registry: Registry, name: str) -> Compressor:
     plugin = registry.get("compressor", name)
     assert isinstance(plugin, Compressor)
     return plugin
+
+
+class BiasPReLU(nn.Module):
+    """The learnable-bias PReLU of the SNT paper, Eq. 1 (test double; negative outputs)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.zeros(channels))
+        self.zeta = nn.Parameter(torch.zeros(channels))
+        self.beta = nn.Parameter(torch.full((channels,), 0.25))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = x - self.gamma
+        return torch.where(z > 0, z, self.beta * z) + self.zeta
+
+
+def _digits(
+    act: Callable[[int], nn.Module], epochs: int
+) -> tuple[nn.Module, CompressionContext, Callable[[nn.Module], float]]:
+    """An MLP trained for a second on sklearn's bundled digits (no download)."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = torch.tensor(data.data, dtype=torch.float32) / 16.0
+    y = torch.tensor(data.target)
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    train, test = perm[:1400], perm[1400:]
+    train_batches = [(x[train[i : i + 100]], y[train[i : i + 100]]) for i in range(0, 1400, 100)]
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 64), act(64), nn.Linear(64, 64), act(64), nn.Linear(64, 10))
+
+    def fit(m: nn.Module, n: int, lr: float = 1e-2) -> None:
+        opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=lr)
+        m.train()
+        for _ in range(n):
+            for xb, yb in train_batches:
+                opt.zero_grad()
+                nn.functional.cross_entropy(m(xb), yb).backward()
+                opt.step()
+        m.eval()
+
+    def accuracy(m: nn.Module) -> float:
+        with torch.no_grad():
+            return float((m(x[test]).argmax(1) == y[test]).float().mean())
+
+    fit(model, epochs)
+    ctx = CompressionContext(
+        calibration=train_batches[:8], finetune=lambda m, n: fit(m, n, lr=1e-3)
+    )
+    return model, ctx, accuracy
+
+
+@pytest.fixture(scope="module")
+def _relu_digits() -> tuple[nn.Module, CompressionContext, Callable[[nn.Module], float]]:
+    return _digits(lambda c: nn.ReLU(), epochs=15)
+
+
+@pytest.fixture
+def digits_model(
+    _relu_digits: tuple[nn.Module, CompressionContext, Callable[[nn.Module], float]],
+) -> tuple[nn.Module, CompressionContext, Callable[[nn.Module], float]]:
+    model, ctx, accuracy = _relu_digits
+    return copy.deepcopy(model), ctx, accuracy
+
+
+@pytest.fixture
+def snt_digits_model() -> tuple[nn.Module, CompressionContext]:
+    model, ctx, _ = _digits(BiasPReLU, epochs=3)
+    return model, ctx
