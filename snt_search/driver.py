@@ -71,6 +71,7 @@ def make_sampler(space: Space) -> optuna.samplers.BaseSampler:
 def open_study(space: Space, options: StudyOptions) -> optuna.Study:
     """Create the study or resume it; refuse to mix a different space or budget into it."""
     name = options.study_name or space.name
+    optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(
         storage=open_storage(options.storage),
         study_name=name,
@@ -144,7 +145,6 @@ def run_study(
     def record_front(study: optuna.Study, _: optuna.trial.FrozenTrial) -> None:
         study.set_user_attr("pareto_front", [r["trial"] for r in front_rows(study)])
 
-    optuna.logging.set_verbosity(logging.WARNING)
     with StudyProgress(remaining, space.objectives, enabled=options.show_progress) as progress:
         if remaining:
             study.optimize(objective, n_trials=remaining, catch=(TrialFailed, PluginError), callbacks=[record_front])

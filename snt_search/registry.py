@@ -182,7 +182,10 @@ class Registry:
 
 def _find(kind: str) -> Iterable[metadata.EntryPoint]:
     seen: set[tuple[str, str, str]] = set()
-    for ep in sorted(metadata.entry_points(group=group(kind)), key=lambda e: (e.name, e.value)):
+    def order(ep: metadata.EntryPoint) -> tuple[bool, str, str]:
+        return (_dist_of(ep)[0] != BUILTIN_DIST, ep.name, ep.value)  # built-ins first: they keep their names
+
+    for ep in sorted(metadata.entry_points(group=group(kind)), key=order):
         dist, _ = _dist_of(ep)
         key = (dist, ep.name, ep.value)  # the same dist found twice on sys.path counts once
         if key not in seen:

@@ -88,11 +88,19 @@ class Space:
             )
         return self.budgets[name]
 
-    def with_overrides(self, plugins: Mapping[str, str], params: Mapping[str, Any]) -> Space:
-        """A copy with plugin choices fixed (``--dataset digits``) and params set (``--set``)."""
+    def with_overrides(self, plugins: Mapping[str, str], overrides: Mapping[str, Any]) -> Space:
+        """A copy with plugin choices fixed (``--dataset digits``) and params set (``--set``).
+
+        Parameters of plugins a fixed choice leaves out are dropped (``dataset.cifar10.*``
+        once ``--dataset digits`` is given)."""
         raw = json.loads(json.dumps(self.raw, default=str))
         raw.setdefault("plugins", {}).update(plugins)
-        raw.setdefault("params", {}).update(params)
+        params = raw.setdefault("params", {})
+        for key in list(params):
+            kind, _, rest = key.partition(".")
+            if kind in plugins and rest.split(".")[0] != plugins[kind]:
+                del params[key]
+        params.update(overrides)
         return _parse(raw, self.path)
 
     def check(self, registry: Registry) -> Space:

@@ -2,14 +2,16 @@
 
 ``sqlite:///file.db``, ``postgresql://...`` and ``mysql://...`` open an RDB storage with a
 heartbeat: a trial whose worker stopped beating is marked FAIL by the next worker and re-queued
-once (``RetryFailedTrialCallback``). ``journal:path.log`` (or a path ending in ``.log``) opens a
+once (``RetryHeartbeatStaleTrialCallback``). ``journal:path.log`` (or a path ending in ``.log``) opens a
 journal file, which many processes on one file system can share without a database server.
 """
 
 from __future__ import annotations
 
 import optuna
-from optuna.storages import RDBStorage, RetryFailedTrialCallback
+import warnings
+
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 __all__ = ["DEFAULT_STORAGE", "open_storage"]
@@ -25,13 +27,15 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         path = url.removeprefix("journal:")
         return JournalStorage(JournalFileBackend(path))
     if url.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql"):
-        return RDBStorage(
-            url,
-            heartbeat_interval=HEARTBEAT_S,
-            grace_period=GRACE_S,
-            failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
-            engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
-        )
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.x
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(
+                url,
+                heartbeat_interval=HEARTBEAT_S,
+                grace_period=GRACE_S,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
+            )
     raise ValueError(
         f"--storage {url!r} is not a storage URL; use sqlite:///file.db, "
         f"postgresql://user@host/db, mysql://user@host/db or journal:path/to/file.log"

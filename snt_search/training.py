@@ -146,7 +146,7 @@ def train(
             loss, logits = loss_of(x, y)
             if not torch.isfinite(loss):
                 raise Diverged(
-                    f"training loss became {float(loss)} at epoch {epoch + 1}, step {step + 1} "
+                    f"training loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1} "
                     f"(lr {cfg.lr:g}); lower train.lr or narrow its range in the space"
                 )
             loss.backward()

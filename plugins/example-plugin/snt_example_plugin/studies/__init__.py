@@ -1,0 +1,1 @@
+"""Study spaces shipped by the example plugin package."""

@@ -1,0 +1,176 @@
+"""Conformance checks a plugin author runs with one test: ``check_plugin(MyPlugin)``.
+
+Each check exercises the contract of the plugin's kind (see ``snt_search.specs``) on tiny
+inputs and raises ``AssertionError`` saying which rule the plugin broke. Like
+``optuna.testing``, this ships inside the package so third parties test against exactly what
+snt-search expects.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .specs import (
+    KINDS,
+    Backbone,
+    CompressionContext,
+    CompressionReport,
+    Compressor,
+    DataBundle,
+    DataRequest,
+    Dataset,
+    Optimizer,
+    Plugin,
+    PluginError,
+    Transform,
+    TransformNotApplicable,
+    TransformReport,
+)
+
+__all__ = ["check_plugin", "reference_models"]
+
+
+def check_plugin(plugin: type[Plugin] | Plugin, *, params: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    """Check ``plugin`` (a class or an instance) against the contract of its kind.
+
+    ``params`` are hyperparameters passed to the plugin (e.g. a small size for a backbone);
+    ``request=DataRequest(...)`` is passed to a dataset's ``load``.
+    """
+    instance = plugin() if isinstance(plugin, type) else plugin
+    cls = type(instance)
+    kinds = [k for k, base in KINDS.items() if isinstance(instance, base)]
+    assert len(kinds) == 1, f"{cls.__name__} must subclass exactly one of snt_search.specs {list(KINDS)}"
+    instance.name = instance.name or cls.__name__.lower()
+    assert cls.summary(), f"{cls.__name__} needs a docstring: its first line is the summary `snt-search plugins` shows"
+    for key, value in instance.defaults.items():
+        assert isinstance(value, bool | int | float | str), (
+            f"{cls.__name__}.defaults[{key!r}] = {value!r}: defaults must be bool, int, float or str"
+        )
+    try:
+        instance.resolve_params({"__no_such_param__": 1})
+    except PluginError:
+        pass
+    else:
+        raise AssertionError(f"{cls.__name__}.resolve_params must reject unknown parameters")
+    checks: dict[str, Callable[..., None]] = {
+        "dataset": _check_dataset,
+        "backbone": _check_backbone,
+        "transform": _check_transform,
+        "optimizer": _check_optimizer,
+        "compressor": _check_compressor,
+    }
+    checks[kinds[0]](instance, params or {}, **kwargs)
+
+
+def _check_dataset(ds: Dataset, params: dict[str, Any], request: DataRequest | None = None) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = ds.load(request or DataRequest(data_dir=Path(tmp), download=False), **params)
+    assert isinstance(bundle, DataBundle), f"{ds.name}.load must return a DataBundle, got {type(bundle)}"
+    bundle.validate(ds.name)
+    assert len(bundle.train_y) > 0 and len(bundle.test_y) > 0, f"{ds.name}: both splits must be non-empty"
+
+
+def _check_backbone(bb: Backbone, params: dict[str, Any]) -> None:
+    torch.manual_seed(0)
+    model = bb.build(num_classes=3, image_size=32, in_chans=3, **params)
+    assert isinstance(model, nn.Module), f"{bb.name}.build must return an nn.Module"
+    x = torch.randn(2, 3, 32, 32)
+    out = model(x)
+    assert out.shape == (2, 3), f"{bb.name}: logits must be [batch, num_classes] = (2, 3), got {tuple(out.shape)}"
+    out.sum().backward()
+    assert any(p.grad is not None for p in model.parameters()), f"{bb.name}: no parameter received a gradient"
+
+
+def reference_models() -> dict[str, nn.Module]:
+    """Small models of the families transforms are expected to handle."""
+    from timm.models.mlp_mixer import MlpMixer
+
+    cnn = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3),
+    )
+    mixer = MlpMixer(num_classes=3, img_size=32, patch_size=8, num_blocks=2, embed_dim=16, mlp_ratio=(0.5, 2.0))
+    return {"cnn": cnn, "mixer": mixer}
+
+
+def _check_transform(tf: Transform, params: dict[str, Any]) -> None:
+    applied = 0
+    for family, model in reference_models().items():
+        before = sum(p.numel() for p in model.parameters())
+        try:
+            report = tf.apply(model, **params)
+        except TransformNotApplicable:
+            continue
+        applied += 1
+        assert isinstance(report, TransformReport), f"{tf.name}.apply must return a TransformReport"
+        after = sum(p.numel() for p in model.parameters())
+        assert after - before == report.added_params, (
+            f"{tf.name} on the {family} reference model reported added_params={report.added_params}, "
+            f"but the parameter count changed by {after - before}"
+        )
+        out = model(torch.randn(2, 3, 32, 32))
+        assert out.shape == (2, 3) and torch.isfinite(out).all(), f"{tf.name} broke the {family} model's forward"
+    assert applied, f"{tf.name} applied to none of the reference models {list(reference_models())}"
+
+
+def _check_optimizer(opt: Optimizer, params: dict[str, Any]) -> None:
+    torch.manual_seed(0)
+    x, w_true = torch.randn(64, 4), torch.randn(4, 1)
+    y = x @ w_true
+    model = nn.Linear(4, 1)
+    optimizer = opt.build(model.parameters(), lr=0.05, weight_decay=0.0, **params)
+    assert isinstance(optimizer, torch.optim.Optimizer), f"{opt.name}.build must return a torch Optimizer"
+
+    def loss_fn() -> torch.Tensor:
+        return nn.functional.mse_loss(model(x), y)
+
+    with torch.no_grad():
+        first = float(loss_fn())
+    for _ in range(50):
+        optimizer.zero_grad()
+        loss_fn().backward()
+        if opt.two_pass:
+
+            def closure() -> torch.Tensor:
+                loss = loss_fn()
+                loss.backward()
+                return loss
+
+            optimizer.step(closure)
+        else:
+            optimizer.step()
+    with torch.no_grad():
+        last = float(loss_fn())
+    assert last < first, f"{opt.name}: 50 steps on a least-squares problem did not lower the loss ({first} -> {last})"
+
+
+def _check_compressor(comp: Compressor, params: dict[str, Any]) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, 3))
+    original = copy.deepcopy(model)
+    calibration = [(torch.randn(16, 3, 8, 8), torch.randint(0, 3, (16,))) for _ in range(2)]
+
+    def finetune(m: nn.Module, epochs: int) -> None:
+        o = torch.optim.SGD(m.parameters(), lr=0.01)
+        for _ in range(epochs):
+            for xb, yb in calibration:
+                o.zero_grad()
+                nn.functional.cross_entropy(m(xb), yb).backward()
+                o.step()
+
+    report = comp.compress(model, CompressionContext(calibration=calibration, finetune=finetune), **params)
+    assert isinstance(report, CompressionReport), f"{comp.name}.compress must return a CompressionReport"
+    for key, value in report.metrics.items():
+        assert isinstance(value, int | float) and math.isfinite(value), f"{comp.name}: metric {key}={value!r} is not finite"
+    out = model(calibration[0][0])
+    assert out.shape == (16, 3) and torch.isfinite(out).all(), f"{comp.name}: the compressed model's forward broke"
+    changed = any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), original.state_dict().values(), strict=False))
+    assert changed or len(model.state_dict()) != len(original.state_dict()), f"{comp.name}: compress left the model unchanged"

@@ -1,0 +1,117 @@
+"""Plugin discovery: built-ins through entry points, broken and duplicate plugins, autoload off."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import FakeDist
+
+from snt_search.registry import AUTOLOAD_ENV, Registry
+from snt_search.specs import KINDS, PluginError
+
+GOOD = """
+from torch import nn
+from snt_search.specs import Backbone
+
+class Tiny(Backbone):
+    '''A tiny linear backbone.'''
+    defaults = {"width": 4}
+
+    def build(self, *, num_classes, image_size, in_chans, **params):
+        return nn.Sequential(nn.Flatten(), nn.Linear(in_chans * image_size**2, num_classes))
+"""
+
+
+def test_builtins_are_entry_points_of_snt_search() -> None:
+    registry = Registry.discover()
+    builtin = [r for r in registry if r.builtin]
+    assert {r.kind for r in builtin} == set(KINDS)
+    assert {"digits", "synthetic", "imagefolder", "cifar10"} <= set(registry.names("dataset"))
+    assert {"mixer_s"} <= set(registry.names("backbone"))
+    assert {"none", "snt"} <= set(registry.names("transform"))
+    assert {"adam", "sam"} <= set(registry.names("optimizer"))
+    assert "magnitude_prune" in registry.names("compressor")
+    assert all(r.ok for r in builtin), [r.error for r in builtin if not r.ok]
+    assert all(r.origin.startswith("snt-search ") for r in builtin)
+
+
+def test_third_party_plugin_is_found_and_named(fake_dist: FakeDist) -> None:
+    fake_dist("acme-plugins", {"snt_search.backbones": {"tiny": "acme_good:Tiny"}}, {"acme_good": GOOD})
+    registry = Registry.discover()
+    record = next(r for r in registry if r.name == "tiny")
+    assert record.ok and not record.builtin
+    assert record.origin == "acme-plugins 1.2.3"
+    assert record.summary == "A tiny linear backbone."
+    assert registry.get("backbone", "tiny").name == "tiny"
+
+
+def test_broken_plugins_are_listed_with_reason_and_the_rest_work(fake_dist: FakeDist) -> None:
+    fake_dist(
+        "acme-broken",
+        {
+            "snt_search.backbones": {
+                "crashes": "acme_crash:Tiny",
+                "notaclass": "acme_shape:thing",
+                "abstract": "acme_shape:Half",
+            },
+        },
+        {
+            "acme_crash": "raise ImportError('needs libfoo')\n",
+            "acme_shape": "from snt_search.specs import Backbone\nthing = 3\nclass Half(Backbone):\n    pass\n",
+        },
+    )
+    registry = Registry.discover()
+    errors = {r.name: r.error for r in registry.broken()}
+    assert "acme-broken[crashes]" in errors["crashes"] and "needs libfoo" in errors["crashes"]
+    assert "subclass of snt_search.specs.Backbone" in errors["notaclass"]
+    assert "does not implement build" in errors["abstract"]
+    assert "mixer_s" in registry.names("backbone")  # the rest keep working
+    with pytest.raises(PluginError, match="installed but broken.*needs libfoo"):
+        registry.get("backbone", "crashes")
+    with pytest.raises(PluginError, match="--strict"):
+        registry.check(strict=True)
+    registry.check(strict=False)
+
+
+def test_duplicate_name_is_broken_and_the_first_wins(fake_dist: FakeDist) -> None:
+    other = 'from snt_search_builtins.optimizers.adam import Adam\nclass Other(Adam):\n    """Other."""\n'
+    fake_dist("aaa-dup", {"snt_search.optimizers": {"adam": "acme_dup:Other"}}, {"acme_dup": other})
+    fake_dist("acme-dup2", {"snt_search.backbones": {"tiny": "acme_g1:Tiny"}}, {"acme_g1": GOOD})
+    fake_dist("acme-dup3", {"snt_search.backbones": {"tiny": "acme_g2:Tiny"}}, {"acme_g2": GOOD})
+    registry = Registry.discover()
+    dups = [r for r in registry.broken() if r.name == "tiny"]
+    assert len(dups) == 1 and "duplicate backbone name 'tiny', already provided by" in (dups[0].error or "")
+    assert registry.names("backbone").count("tiny") == 1
+    hijack = next(r for r in registry if r.name == "adam" and not r.builtin)
+    assert "already provided by snt-search[adam]" in (hijack.error or "")  # built-ins keep their names
+    assert next(r for r in registry if r.name == "adam" and r.ok).builtin
+
+
+def test_autoload_env_var_keeps_only_builtins(fake_dist: FakeDist, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_dist("acme-plugins", {"snt_search.backbones": {"tiny": "acme_good2:Tiny"}}, {"acme_good2": GOOD})
+    monkeypatch.setenv(AUTOLOAD_ENV, "1")
+    registry = Registry.discover()
+    assert "tiny" not in registry.names("backbone")
+    assert all(r.builtin for r in registry)
+
+
+def test_unknown_names_list_the_alternatives() -> None:
+    registry = Registry.discover()
+    with pytest.raises(PluginError, match="no backbone named 'mixr_s'; available: .*mixer_s"):
+        registry.get("backbone", "mixr_s")
+    with pytest.raises(PluginError, match="unknown plugin kind 'model'"):
+        registry.get("model", "x")
+
+
+def test_register_in_process_validates() -> None:
+    registry = Registry.discover()
+    with pytest.raises(PluginError, match="must be a subclass"):
+        registry.register("backbone", "bad", object)
+
+
+def test_plugin_params_are_checked() -> None:
+    sam = Registry.discover().get("optimizer", "sam")
+    assert sam.resolve_params({"rho": 1})["rho"] == 1.0  # int accepted for a float, as a float
+    with pytest.raises(PluginError, match="has no parameter 'rhoo'; it accepts: adaptive, base, momentum, rho"):
+        sam.resolve_params({"rhoo": 0.1})
+    with pytest.raises(PluginError, match="'adaptive' must be bool"):
+        sam.resolve_params({"adaptive": "yes"})
