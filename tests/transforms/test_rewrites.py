@@ -131,3 +131,10 @@ def test_snt_preact_modes_on_a_plain_chain() -> None:
     assert SNT().apply(chain(), preact="off").replaced == report.replaced
     with pytest.raises(PluginError, match="preact must be one of auto, require, off"):
         SNT().apply(chain(), preact="yes")
+
+
+def test_snt_on_paper_mixer_s_adds_the_documented_19968_params() -> None:
+    model = MixerS().build(num_classes=10, image_size=32, in_chans=3)
+    report = SNT().apply(model)
+    assert report.added_params == 16 * 128 * 3 + 8 * (64 + 512) * 3 == 19_968
+    assert sum(p.numel() for p in model.parameters()) == 1_132_170 + 19_968
