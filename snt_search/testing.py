@@ -152,25 +152,47 @@ def _check_optimizer(opt: Optimizer, params: dict[str, Any]) -> None:
     assert last < first, f"{opt.name}: 50 steps on a least-squares problem did not lower the loss ({first} -> {last})"
 
 
-def _check_compressor(comp: Compressor, params: dict[str, Any]) -> None:
+def _compressor_models() -> dict[str, nn.Module]:
+    from timm.models.vision_transformer import VisionTransformer
+
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, 3))
-    original = copy.deepcopy(model)
+    cnn = nn.Sequential(  # first, middle and last layer, so first/last-layer policies leave work
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(8 * 8 * 8, 3),
+    )
+    vit = VisionTransformer(img_size=8, patch_size=2, num_classes=3, embed_dim=16, depth=2, num_heads=2)
+    return {"cnn": cnn, "vit": vit}
+
+
+def _check_compressor(comp: Compressor, params: dict[str, Any]) -> None:
+    """Must compress at least one reference model; may refuse others with a PluginError."""
     calibration = [(torch.randn(16, 3, 8, 8), torch.randint(0, 3, (16,))) for _ in range(2)]
+    applied = []
+    for family, model in _compressor_models().items():
 
-    def finetune(m: nn.Module, epochs: int) -> None:
-        o = torch.optim.SGD(m.parameters(), lr=0.01)
-        for _ in range(epochs):
-            for xb, yb in calibration:
-                o.zero_grad()
-                nn.functional.cross_entropy(m(xb), yb).backward()
-                o.step()
+        def finetune(m: nn.Module, epochs: int) -> None:
+            o = torch.optim.SGD(m.parameters(), lr=0.01)
+            for _ in range(epochs):
+                for xb, yb in calibration:
+                    o.zero_grad()
+                    nn.functional.cross_entropy(m(xb), yb).backward()
+                    o.step()
 
-    report = comp.compress(model, CompressionContext(calibration=calibration, finetune=finetune), **params)
-    assert isinstance(report, CompressionReport), f"{comp.name}.compress must return a CompressionReport"
-    for key, value in report.metrics.items():
-        assert isinstance(value, int | float) and math.isfinite(value), f"{comp.name}: metric {key}={value!r} is not finite"
-    out = model(calibration[0][0])
-    assert out.shape == (16, 3) and torch.isfinite(out).all(), f"{comp.name}: the compressed model's forward broke"
-    changed = any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), original.state_dict().values(), strict=False))
-    assert changed or len(model.state_dict()) != len(original.state_dict()), f"{comp.name}: compress left the model unchanged"
+        original = copy.deepcopy(model)
+        try:
+            report = comp.compress(model, CompressionContext(calibration=calibration, finetune=finetune), **params)
+        except PluginError:
+            continue
+        applied.append(family)
+        assert isinstance(report, CompressionReport), f"{comp.name}.compress must return a CompressionReport"
+        for key, value in report.metrics.items():
+            assert isinstance(value, int | float) and math.isfinite(value), (
+                f"{comp.name}: metric {key}={value!r} is not finite"
+            )
+        with torch.no_grad():
+            out = model(calibration[0][0])
+            ref = original(calibration[0][0])
+        assert out.shape == (16, 3) and torch.isfinite(out).all(), f"{comp.name}: the compressed {family}'s forward broke"
+        changed = not torch.equal(out, ref) or len(model.state_dict()) != len(original.state_dict())
+        assert changed, f"{comp.name}: compress left the {family} model's outputs unchanged"
+    assert applied, f"{comp.name} refused every reference model {list(_compressor_models())}"

@@ -1,0 +1,81 @@
+"""The command line: help, --json everywhere, and clear errors for bad arguments."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from snt_search.cli import COMMANDS, build_parser, main
+
+
+@pytest.mark.parametrize("command", [c.__name__.rsplit(".", 1)[-1] for c in COMMANDS])
+def test_every_command_has_help_and_json(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "--json" in text and len(text) > 200
+
+
+def test_installed_console_script_runs() -> None:
+    script = shutil.which("snt-search") or str(Path(sys.executable).with_name("snt-search"))
+    for argv in ([script, "--version"], [sys.executable, "-m", "snt_search", "--version"]):
+        out = subprocess.run(argv, capture_output=True, text=True, check=True)
+        assert out.stdout.startswith("snt-search ")
+
+
+def test_plugins_json_lists_builtins_with_origin(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    mixer = next(r for r in rows if r["kind"] == "backbone" and r["name"] == "mixer_s")
+    assert mixer["dist"] == "snt-search" and mixer["builtin"] and mixer["summary"]
+    assert mixer["entry_point"] == "snt_search_builtins.backbones.mixer:MixerS"
+    assert "num_blocks" in mixer["defaults"]
+
+
+def test_plugins_table_shows_broken_plugin_and_strict_fails(fake_dist, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    fake_dist("acme-broken", {"snt_search.compressors": {"boom": "acme_boom:X"}}, {"acme_boom": "raise RuntimeError('kaboom')\n"})
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "BROKEN" in out and "acme-broken[boom]" in " ".join(out.split())
+    assert main(["plugins", "--strict"]) == 2
+    assert "kaboom" in capsys.readouterr().err
+
+
+def test_spaces_lists_the_builtin_space(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["spaces", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["mixer_prune"]["error"] is None
+    assert rows["mixer_prune"]["budgets"] == ["smoke", "short", "paper"]
+    assert rows["mixer_prune"]["sampler"] == "nsga2"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["study", "--space", "no_such_space"], "no such space; known spaces:"),
+        (["study", "--space", "mixer_prune", "--budget", "huge"], "no budget 'huge'; this space defines: smoke, short, paper"),
+        (["study", "--space", "mixer_prune", "--dataset", "imagenet"], "dataset = 'imagenet' is not an installed dataset"),
+        (["study", "--space", "mixer_prune", "--set", "train.lr"], "expected KEY=VALUE"),
+        (["study", "--space", "mixer_prune", "--set", "optimizer.sam.rhoo=1"], "has no parameter 'rhoo'"),
+        (["study", "--space", "mixer_prune", "--storage", "redis://x"], "is not a storage URL; use sqlite:///"),
+        (["pareto", "--study-name", "ghost"], "no such study in sqlite:///snt-search.db"),
+    ],
+)
+def test_bad_arguments_give_clear_errors(argv: list[str], message: str, workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert message in err, err
+
+
+@pytest.mark.parametrize("argv", [["study"], ["study", "--space", "x", "--trials", "0"], ["nonsense"]])
+def test_argparse_rejects_malformed_command_lines(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(argv)
+    assert exit_.value.code == 2
+    assert "error" in capsys.readouterr().err

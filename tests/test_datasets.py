@@ -1,0 +1,56 @@
+"""Built-in datasets on data the tests make or a package ships; clear errors when data is missing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from snt_search.registry import get_registry
+from snt_search.specs import DataRequest, DataUnavailable
+
+
+def load(name: str, request: DataRequest, **params: object):  # type: ignore[no-untyped-def]
+    return get_registry().get("dataset", name).load(request, **params).validate(name)  # type: ignore[attr-defined]
+
+
+def test_digits_is_real_offline_data_at_32x32() -> None:
+    data = load("digits", DataRequest(download=False))
+    assert data.train_x.shape[1:] == (3, 32, 32) and data.num_classes == 10
+    assert len(data.train_y) + len(data.test_y) == 1797
+    assert data.train_x.dtype.is_floating_point is False and int(data.train_x.max()) > 200
+
+
+def test_imagefolder_reads_train_and_test_class_folders(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 3), ("test", 2)):
+        for cls in ("cat", "dog"):
+            folder = tmp_path / split / cls
+            folder.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    data = load("imagefolder", DataRequest(data_dir=tmp_path))
+    assert data.classes == ("cat", "dog")
+    assert data.train_x.shape == (6, 3, 32, 32) and data.test_x.shape == (4, 3, 32, 32)
+    assert sorted(data.train_y.tolist()) == [0, 0, 0, 1, 1, 1]
+
+
+def test_imagefolder_explains_the_layout(tmp_path: Path) -> None:
+    with pytest.raises(DataUnavailable, match=r"needs --data-dir"):
+        load("imagefolder", DataRequest())
+    with pytest.raises(DataUnavailable, match=r"train is not a folder; the layout is .*train/<class>/\*.png"):
+        load("imagefolder", DataRequest(data_dir=tmp_path))
+
+
+def test_cifar10_offline_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(DataUnavailable, match=r"cifar-10-batches-py.*--data-dir.*imagefolder / digits"):
+        load("cifar10", DataRequest(data_dir=tmp_path, download=False))
+
+
+def test_subset_is_seeded() -> None:
+    data = load("synthetic", DataRequest())
+    a, b = data.subset(50, 20, seed=1), data.subset(50, 20, seed=1)
+    assert len(a.train_y) == 50 and len(a.test_y) == 20
+    assert (a.train_x == b.train_x).all() and not (data.subset(50, 20, seed=2).train_x == a.train_x).all()

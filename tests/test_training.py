@@ -1,0 +1,103 @@
+"""The training loop: tensor augmentation, SAM's two passes, determinism, divergence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from snt_search.config import TrainConfig
+from snt_search.data import TensorLoader, augment
+from snt_search.registry import get_registry
+from snt_search.specs import DataBundle, DataRequest
+from snt_search.training import Diverged, lr_factor, train
+
+
+def bundle(n: int = 64) -> DataBundle:
+    data = get_registry().get("dataset", "synthetic").load(DataRequest(), train_size=n, test_size=32)  # type: ignore[attr-defined]
+    assert isinstance(data, DataBundle)
+    return data
+
+
+def small_cnn(classes: int = 4) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=4), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, classes)
+    )
+
+
+def test_augment_crops_and_flips_within_the_padded_image() -> None:
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8) + 1
+    out = augment(x, torch.Generator().manual_seed(0), pad=2)
+    assert out.shape == x.shape
+    for i in range(2):  # every output row is a (possibly flipped, shifted) piece of the input or padding
+        values = set(out[i].flatten().tolist()) - {0.0}
+        assert values <= set(x[i].flatten().tolist())
+    unpadded = augment(x, torch.Generator().manual_seed(0), pad=0)
+    assert all(torch.equal(unpadded[i], x[i]) or torch.equal(unpadded[i], x[i].flip(2)) for i in range(2))
+
+
+def test_loader_covers_the_data_once_per_epoch_in_seeded_order() -> None:
+    x = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 1, 2, 2).contiguous()
+    y = torch.arange(10)
+    loader = TensorLoader(x, y, mean=(0.0,), std=(1.0,), batch_size=4, shuffle=True, seed=3)
+    seen = torch.cat([yb for _, yb in loader])
+    assert sorted(seen.tolist()) == list(range(10)) and len(loader) == 3
+    again = TensorLoader(x, y, mean=(0.0,), std=(1.0,), batch_size=4, shuffle=True, seed=3)
+    assert torch.equal(torch.cat([yb for _, yb in again]), seen)
+    xb, yb = next(iter(TensorLoader(x, y, mean=(0.0,), std=(1.0,), batch_size=10)))
+    assert torch.allclose(xb[:, 0, 0, 0] * 255, yb.float())  # normalised from uint8 in 0..1 units
+
+
+def test_lr_schedule_warms_up_then_decays() -> None:
+    factors = [lr_factor(s, 100, 10, "cosine") for s in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert factors[10] == pytest.approx(1.0) and factors[-1] < 0.01
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:], strict=False))
+    with pytest.raises(ValueError, match="train.schedule must be 'cosine' or 'constant'"):
+        lr_factor(0, 10, 0, "step-ish")
+
+
+def test_training_learns_and_is_deterministic() -> None:
+    data = bundle(128)
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=3e-3, augment=False)
+    adam = get_registry().get("optimizer", "adam")
+    runs = []
+    for _ in range(2):
+        model = small_cnn()
+        result = train(model, adam, {}, data, cfg, seed=5)
+        runs.append((result.curve[-1].loss, result.curve[-1].test_accuracy, [p.detach().clone() for p in model.parameters()]))
+    assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][2], runs[1][2], strict=True))
+    assert runs[0][1] > 50.0  # 4 classes: chance is 25%
+
+
+def test_sam_updates_batchnorm_statistics_once_per_step() -> None:
+    data = bundle(32)
+    cfg = TrainConfig(epochs=1, batch_size=32, lr=1e-3, augment=False)
+    model_adam, model_sam = small_cnn(), small_cnn()
+    registry = get_registry()
+    train(model_adam, registry.get("optimizer", "adam"), {}, data, cfg, seed=0)
+    train(model_sam, registry.get("optimizer", "sam"), {"rho": 0.05}, data, cfg, seed=0)
+    bn_adam, bn_sam = model_adam[1], model_sam[1]
+    # One step each, on the same first batch and the same weights: identical running statistics.
+    assert torch.allclose(bn_adam.running_mean, bn_sam.running_mean)
+    assert torch.allclose(bn_adam.running_var, bn_sam.running_var)
+    assert bn_adam.momentum == bn_sam.momentum == 0.1  # restored after the second pass
+
+
+def test_sam_without_closure_says_how_to_call_it() -> None:
+    model = nn.Linear(2, 1)
+    opt = get_registry().get("optimizer", "sam").build(model.parameters(), lr=0.1, weight_decay=0.0)  # type: ignore[attr-defined]
+    model(torch.ones(1, 2)).sum().backward()
+    with pytest.raises(ValueError, match=r"needs a closure .* call optimizer.step\(closure\)"):
+        opt.step()
+
+
+def test_nan_loss_stops_training_at_once() -> None:
+    data = bundle(64)
+    model = small_cnn()
+    with torch.no_grad():
+        model[-1].weight.fill_(float("nan"))
+    with pytest.raises(Diverged, match=r"training loss became nan at epoch 1, step 1 .* lower train.lr"):
+        train(model, get_registry().get("optimizer", "adam"), {}, data, TrainConfig(epochs=2, batch_size=16), seed=0)
