@@ -25,6 +25,7 @@ class SpaceEntry:
     name: str
     path: Path
     origin: str
+    error: str | None = None
 
 
 def find_spaces() -> dict[str, SpaceEntry]:
@@ -41,11 +42,21 @@ def find_spaces() -> dict[str, SpaceEntry]:
         add_dir(Path(folder), f"${SPACES_ENV}")
     for ep in sorted(metadata.entry_points(group="snt_search.spaces"), key=lambda e: e.name):
         dist = ep.dist.metadata["Name"] if ep.dist is not None else "?"
+        origin = f"{dist}[{ep.name}]"
         try:
-            folder = Path(str(resources.files(ep.value)))
-        except (ModuleNotFoundError, TypeError):
-            continue  # a broken space package is reported by `snt-search spaces --strict`
-        add_dir(folder, f"{dist}[{ep.name}]")
+            package_dir = Path(str(resources.files(ep.value)))
+        except (ModuleNotFoundError, TypeError) as exc:
+            found.setdefault(
+                f"{origin} (broken)",
+                SpaceEntry(
+                    ep.name,
+                    Path(ep.value),
+                    origin,
+                    f"{origin}: cannot import space package {ep.value!r}: {exc}",
+                ),
+            )
+            continue
+        add_dir(package_dir, origin)
     return found
 
 

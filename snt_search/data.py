@@ -65,7 +65,12 @@ class TensorLoader:
         shape = (1, -1, 1, 1)
         self.mean = torch.tensor(mean, device=self.device).view(shape)
         self.std = torch.tensor(std, device=self.device).view(shape)
-        self.batch_size, self.shuffle, self.augment, self.drop_last = batch_size, shuffle, augment, drop_last
+        self.batch_size, self.shuffle, self.augment, self.drop_last = (
+            batch_size,
+            shuffle,
+            augment,
+            drop_last,
+        )
         self.generator = torch.Generator().manual_seed(seed)
 
     @classmethod

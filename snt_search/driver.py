@@ -75,7 +75,7 @@ def open_study(space: Space, options: StudyOptions) -> optuna.Study:
     study = optuna.create_study(
         storage=open_storage(options.storage),
         study_name=name,
-        directions=list(space.objectives.values()),
+        directions=[optuna.study.StudyDirection[d.upper()] for d in space.objectives.values()],
         sampler=make_sampler(space),
         load_if_exists=True,
     )
@@ -100,7 +100,9 @@ def open_study(space: Space, options: StudyOptions) -> optuna.Study:
 def _finished(study: optuna.Study) -> tuple[int, int]:
     trials = study.get_trials(deepcopy=False)
     done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
-    failed = sum(t.state == optuna.trial.TrialState.FAIL and "fail_reason" in t.user_attrs for t in trials)
+    failed = sum(
+        t.state == optuna.trial.TrialState.FAIL and "fail_reason" in t.user_attrs for t in trials
+    )
     return done, failed
 
 
@@ -122,7 +124,12 @@ def run_study(
 
     def objective(trial: optuna.Trial) -> list[float]:
         spec: TrialSpec = sample(
-            space, trial, budget, data_dir=options.data_dir, download=options.download, device=options.device
+            space,
+            trial,
+            budget,
+            data_dir=options.data_dir,
+            download=options.download,
+            device=options.device,
         )
         trial.set_user_attr("config", spec.as_dict())
         label = " ".join(f"{k}={v}" for k, v in spec.plugins.items() if len(space.plugins[k]) > 1)
@@ -147,7 +154,12 @@ def run_study(
 
     with StudyProgress(remaining, space.objectives, enabled=options.show_progress) as progress:
         if remaining:
-            study.optimize(objective, n_trials=remaining, catch=(TrialFailed, PluginError), callbacks=[record_front])
+            study.optimize(
+                objective,
+                n_trials=remaining,
+                catch=(TrialFailed, PluginError),
+                callbacks=[record_front],
+            )
     done_after, failed_after = _finished(study)
     rows = front_rows(study)
     out_dir = options.out_dir or Path("runs") / study.study_name

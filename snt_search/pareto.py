@@ -17,7 +17,13 @@ import optuna
 __all__ = ["front_rows", "write_front"]
 
 # Trial attributes shown beside the objectives when present.
-DETAIL_ATTRS = ("base_accuracy", "compressed_accuracy", "accuracy_drop", "lambda_max", "train_time_s")
+DETAIL_ATTRS = (
+    "base_accuracy",
+    "compressed_accuracy",
+    "accuracy_drop",
+    "lambda_max",
+    "train_time_s",
+)
 
 
 def objective_names(study: optuna.Study) -> list[str]:

@@ -31,8 +31,8 @@ from .specs import (
     Optimizer,
     Transform,
 )
-from .trial_spec import TrialSpec
 from .training import Diverged, EpochStats, evaluate, train
+from .trial_spec import TrialSpec
 
 __all__ = ["TrialFailed", "TrialResult", "build_model", "load_data", "run_trial"]
 
@@ -66,7 +66,9 @@ def load_data(spec: TrialSpec, registry: Registry | None = None) -> DataBundle:
     return _DATA_CACHE[key].subset(budget.train_subset, budget.test_subset, seed=spec.seed)
 
 
-def build_model(spec: TrialSpec, data: DataBundle, registry: Registry | None = None) -> tuple[nn.Module, dict[str, Any]]:
+def build_model(
+    spec: TrialSpec, data: DataBundle, registry: Registry | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
     """Backbone built and transformed, seeded by the spec; returns the transform's report."""
     registry = registry or get_registry()
     backbone = registry.get("backbone", spec.plugins["backbone"])
@@ -99,13 +101,21 @@ def run_trial(
     assert isinstance(optimizer, Optimizer)
     try:
         trained = train(
-            model, optimizer, spec.params.get("optimizer", {}), data, spec.train,
-            seed=spec.seed, device=device, on_epoch=on_epoch,
+            model,
+            optimizer,
+            spec.params.get("optimizer", {}),
+            data,
+            spec.train,
+            seed=spec.seed,
+            device=device,
+            on_epoch=on_epoch,
         )
     except Diverged as exc:
         raise TrialFailed(f"diverged: {exc}") from exc
 
-    test_loader = TensorLoader.from_bundle(data, "test", batch_size=spec.train.eval_batch_size, device=device)
+    test_loader = TensorLoader.from_bundle(
+        data, "test", batch_size=spec.train.eval_batch_size, device=device
+    )
     base_accuracy = evaluate(model, test_loader)
 
     sh = spec.sharpness
@@ -117,7 +127,9 @@ def run_trial(
     )
     sharpness_s = time.perf_counter() - start
     if not math.isfinite(sharp.lambda_max):
-        raise TrialFailed(f"lambda_max is {sharp.lambda_max}: the loss or its Hessian is not finite")
+        raise TrialFailed(
+            f"lambda_max is {sharp.lambda_max}: the loss or its Hessian is not finite"
+        )
 
     compressor = registry.get("compressor", spec.plugins["compressor"])
     assert isinstance(compressor, Compressor)
@@ -129,13 +141,23 @@ def run_trial(
 
         cfg = replace(finetune_cfg, epochs=epochs, warmup_epochs=0.0)
         try:
-            train(m, optimizer, spec.params.get("optimizer", {}), data, cfg, seed=spec.seed + 1, device=device)
+            train(
+                m,
+                optimizer,
+                spec.params.get("optimizer", {}),
+                data,
+                cfg,
+                seed=spec.seed + 1,
+                device=device,
+            )
         except Diverged as exc:
             raise TrialFailed(f"diverged while fine-tuning the compressed model: {exc}") from exc
 
     x_c, y_c = _normalized_sample(data, 512, seed=spec.seed + 2, device=device)
     calibration = draw_batches(x_c, y_c, samples=len(y_c), batch_size=128, seed=spec.seed + 2)
-    context = CompressionContext(calibration=calibration, finetune=finetune, device=device, seed=spec.seed)
+    context = CompressionContext(
+        calibration=calibration, finetune=finetune, device=device, seed=spec.seed
+    )
     compress_report = compressor.compress(compressed, context, **spec.params.get("compressor", {}))
     compressed_accuracy = evaluate(compressed, test_loader)
 

@@ -17,7 +17,14 @@ __all__ = ["StudyProgress"]
 class StudyProgress:
     """Context manager; ``enabled=False`` (``--json``) makes every call a no-op."""
 
-    def __init__(self, total: int, objectives: dict[str, str], *, enabled: bool = True, console: Console | None = None):
+    def __init__(
+        self,
+        total: int,
+        objectives: dict[str, str],
+        *,
+        enabled: bool = True,
+        console: Console | None = None,
+    ):
         self.enabled = enabled
         self.objectives = objectives
         self.best: dict[str, float] = {}
@@ -37,11 +44,15 @@ class StudyProgress:
         self.progress.__enter__()
         return self
 
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.progress.__exit__(et, e, tb)
 
     def start_trial(self, number: int, label: str, epochs: int) -> None:
-        self.progress.reset(self.epochs, total=epochs, visible=True, description=f"trial {number}", info=label)
+        self.progress.reset(
+            self.epochs, total=epochs, visible=True, description=f"trial {number}", info=label
+        )
 
     def epoch(self, stats: EpochStats) -> None:
         info = f"loss {stats.loss:.3f}  test acc {stats.test_accuracy:.1f}%"

@@ -109,14 +109,20 @@ class Registry:
                 registry._add(kind, ep.name, dist, version, ep.value, loader=ep.load)
         return registry
 
-    def register(self, kind: str, name: str, plugin: Any, *, dist: str = "__main__") -> PluginRecord:
+    def register(
+        self, kind: str, name: str, plugin: Any, *, dist: str = "__main__"
+    ) -> PluginRecord:
         """Register a plugin class in this process only (notebooks, tests); validated as above."""
-        record = self._add(kind, name, dist, "", f"{getattr(plugin, '__module__', '?')}", loader=lambda: plugin)
+        record = self._add(
+            kind, name, dist, "", f"{getattr(plugin, '__module__', '?')}", loader=lambda: plugin
+        )
         if record.error is not None:
             raise PluginError(record.error)
         return record
 
-    def _add(self, kind: str, name: str, dist: str, version: str, value: str, *, loader: Any) -> PluginRecord:
+    def _add(
+        self, kind: str, name: str, dist: str, version: str, value: str, *, loader: Any
+    ) -> PluginRecord:
         label = f"{dist}[{name}]"
         error: str | None = None
         plugin: type[Plugin] | None = None
@@ -131,7 +137,9 @@ class Registry:
         if error is None:
             taken = self._find_ok(kind, name)
             if taken is not None:
-                error = f"{label}: duplicate {kind} name {name!r}, already provided by {taken.label}"
+                error = (
+                    f"{label}: duplicate {kind} name {name!r}, already provided by {taken.label}"
+                )
                 plugin = None
         record = PluginRecord(kind, name, dist, version, value, plugin, error)
         self.records.append(record)
@@ -182,8 +190,13 @@ class Registry:
 
 def _find(kind: str) -> Iterable[metadata.EntryPoint]:
     seen: set[tuple[str, str, str]] = set()
+
     def order(ep: metadata.EntryPoint) -> tuple[bool, str, str]:
-        return (_dist_of(ep)[0] != BUILTIN_DIST, ep.name, ep.value)  # built-ins first: they keep their names
+        return (
+            _dist_of(ep)[0] != BUILTIN_DIST,
+            ep.name,
+            ep.value,
+        )  # built-ins first: they keep their names
 
     for ep in sorted(metadata.entry_points(group=group(kind)), key=order):
         dist, _ = _dist_of(ep)

@@ -79,7 +79,9 @@ class Space:
     def fingerprint(self) -> str:
         """Hash of what the space searches; a resumed study must have been made from it."""
         keep = {k: self.raw.get(k) for k in ("objectives", "plugins", "params")}
-        return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[
+            :16
+        ]
 
     def budget(self, name: str) -> Budget:
         if name not in self.budgets:
@@ -145,7 +147,9 @@ def _parse(raw: dict[str, Any], path: Path) -> Space:
     study = _table(raw, "study", path)
     sampler = study.get("sampler", None)
     if sampler not in SAMPLERS:
-        raise fail(f"[study] sampler must be named explicitly, one of {', '.join(SAMPLERS)}; got {sampler!r}")
+        raise fail(
+            f"[study] sampler must be named explicitly, one of {', '.join(SAMPLERS)}; got {sampler!r}"
+        )
     seed = study.get("seed", 0)
     if not isinstance(seed, int):
         raise fail(f"[study] seed must be an integer, got {seed!r}")
@@ -171,7 +175,9 @@ def _parse(raw: dict[str, Any], path: Path) -> Space:
     if missing:
         raise fail(f"[plugins] must name a {missing[0]} (a name or a list of names to search)")
 
-    params = {key: _dimension(key, value, fail) for key, value in _table(raw, "params", path).items()}
+    params = {
+        key: _dimension(key, value, fail) for key, value in _table(raw, "params", path).items()
+    }
     for key in params:
         parts = key.split(".")
         if parts[0] in KINDS and len(parts) == 3 and parts[1] not in plugins[parts[0]]:
@@ -224,7 +230,9 @@ def _dimension(key: str, value: Any, fail: Any) -> Dimension:
     allowed = {"choices", "low", "high", "log", "step"}
     extra = sorted(set(value) - allowed)
     if extra:
-        raise fail(f"[params] {key}: unknown field {extra[0]!r}; allowed: {', '.join(sorted(allowed))}")
+        raise fail(
+            f"[params] {key}: unknown field {extra[0]!r}; allowed: {', '.join(sorted(allowed))}"
+        )
     if "choices" in value:
         choices = value["choices"]
         if not isinstance(choices, list) or not choices or len(value) > 1:
@@ -233,6 +241,7 @@ def _dimension(key: str, value: Any, fail: Any) -> Dimension:
     low, high = value.get("low"), value.get("high")
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high)):
         raise fail(f"[params] {key}: a range needs numeric low and high, got {value!r}")
+    assert low is not None and high is not None
     if low >= high:
         raise fail(f"[params] {key}: low must be < high, got low={low} high={high}")
     log = bool(value.get("log", False))
@@ -257,13 +266,17 @@ def _param_type(key: str, space: Space, registry: Registry) -> type:
     if parts[0] == "train":
         types = field_types(TrainConfig)
         if parts[1] not in types:
-            raise SpaceError(f"{space.path}: [params] {key!r}: train has no field {parts[1]!r}; fields: {', '.join(types)}")
+            raise SpaceError(
+                f"{space.path}: [params] {key!r}: train has no field {parts[1]!r}; fields: {', '.join(types)}"
+            )
         return types[parts[1]]
     kind, name, param = parts
     defaults = registry.get(kind, name).defaults
     if param not in defaults:
         known = ", ".join(sorted(defaults)) or "(none)"
-        raise SpaceError(f"{space.path}: [params] {key!r}: {kind} {name!r} has no parameter {param!r}; it accepts: {known}")
+        raise SpaceError(
+            f"{space.path}: [params] {key!r}: {kind} {name!r} has no parameter {param!r}; it accepts: {known}"
+        )
     return type(defaults[param])
 
 

@@ -8,9 +8,9 @@ journal file, which many processes on one file system can share without a databa
 
 from __future__ import annotations
 
-import optuna
 import warnings
 
+import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 

@@ -38,7 +38,9 @@ from .specs import (
 __all__ = ["check_plugin", "reference_models"]
 
 
-def check_plugin(plugin: type[Plugin] | Plugin, *, params: dict[str, Any] | None = None, **kwargs: Any) -> None:
+def check_plugin(
+    plugin: type[Plugin] | Plugin, *, params: dict[str, Any] | None = None, **kwargs: Any
+) -> None:
     """Check ``plugin`` (a class or an instance) against the contract of its kind.
 
     ``params`` are hyperparameters passed to the plugin (e.g. a small size for a backbone);
@@ -47,9 +49,13 @@ def check_plugin(plugin: type[Plugin] | Plugin, *, params: dict[str, Any] | None
     instance = plugin() if isinstance(plugin, type) else plugin
     cls = type(instance)
     kinds = [k for k, base in KINDS.items() if isinstance(instance, base)]
-    assert len(kinds) == 1, f"{cls.__name__} must subclass exactly one of snt_search.specs {list(KINDS)}"
+    assert len(kinds) == 1, (
+        f"{cls.__name__} must subclass exactly one of snt_search.specs {list(KINDS)}"
+    )
     instance.name = instance.name or cls.__name__.lower()
-    assert cls.summary(), f"{cls.__name__} needs a docstring: its first line is the summary `snt-search plugins` shows"
+    assert cls.summary(), (
+        f"{cls.__name__} needs a docstring: its first line is the summary `snt-search plugins` shows"
+    )
     for key, value in instance.defaults.items():
         assert isinstance(value, bool | int | float | str), (
             f"{cls.__name__}.defaults[{key!r}] = {value!r}: defaults must be bool, int, float or str"
@@ -73,9 +79,13 @@ def check_plugin(plugin: type[Plugin] | Plugin, *, params: dict[str, Any] | None
 def _check_dataset(ds: Dataset, params: dict[str, Any], request: DataRequest | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bundle = ds.load(request or DataRequest(data_dir=Path(tmp), download=False), **params)
-    assert isinstance(bundle, DataBundle), f"{ds.name}.load must return a DataBundle, got {type(bundle)}"
+    assert isinstance(bundle, DataBundle), (
+        f"{ds.name}.load must return a DataBundle, got {type(bundle)}"
+    )
     bundle.validate(ds.name)
-    assert len(bundle.train_y) > 0 and len(bundle.test_y) > 0, f"{ds.name}: both splits must be non-empty"
+    assert len(bundle.train_y) > 0 and len(bundle.test_y) > 0, (
+        f"{ds.name}: both splits must be non-empty"
+    )
 
 
 def _check_backbone(bb: Backbone, params: dict[str, Any]) -> None:
@@ -84,9 +94,13 @@ def _check_backbone(bb: Backbone, params: dict[str, Any]) -> None:
     assert isinstance(model, nn.Module), f"{bb.name}.build must return an nn.Module"
     x = torch.randn(2, 3, 32, 32)
     out = model(x)
-    assert out.shape == (2, 3), f"{bb.name}: logits must be [batch, num_classes] = (2, 3), got {tuple(out.shape)}"
+    assert out.shape == (2, 3), (
+        f"{bb.name}: logits must be [batch, num_classes] = (2, 3), got {tuple(out.shape)}"
+    )
     out.sum().backward()
-    assert any(p.grad is not None for p in model.parameters()), f"{bb.name}: no parameter received a gradient"
+    assert any(p.grad is not None for p in model.parameters()), (
+        f"{bb.name}: no parameter received a gradient"
+    )
 
 
 def reference_models() -> dict[str, nn.Module]:
@@ -94,10 +108,16 @@ def reference_models() -> dict[str, nn.Module]:
     from timm.models.mlp_mixer import MlpMixer
 
     cnn = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 3),
     )
-    mixer = MlpMixer(num_classes=3, img_size=32, patch_size=8, num_blocks=2, embed_dim=16, mlp_ratio=(0.5, 2.0))
+    mixer = MlpMixer(
+        num_classes=3, img_size=32, patch_size=8, num_blocks=2, embed_dim=16, mlp_ratio=(0.5, 2.0)
+    )
     return {"cnn": cnn, "mixer": mixer}
 
 
@@ -117,7 +137,9 @@ def _check_transform(tf: Transform, params: dict[str, Any]) -> None:
             f"but the parameter count changed by {after - before}"
         )
         out = model(torch.randn(2, 3, 32, 32))
-        assert out.shape == (2, 3) and torch.isfinite(out).all(), f"{tf.name} broke the {family} model's forward"
+        assert out.shape == (2, 3) and torch.isfinite(out).all(), (
+            f"{tf.name} broke the {family} model's forward"
+        )
     assert applied, f"{tf.name} applied to none of the reference models {list(reference_models())}"
 
 
@@ -127,7 +149,9 @@ def _check_optimizer(opt: Optimizer, params: dict[str, Any]) -> None:
     y = x @ w_true
     model = nn.Linear(4, 1)
     optimizer = opt.build(model.parameters(), lr=0.05, weight_decay=0.0, **params)
-    assert isinstance(optimizer, torch.optim.Optimizer), f"{opt.name}.build must return a torch Optimizer"
+    assert isinstance(optimizer, torch.optim.Optimizer), (
+        f"{opt.name}.build must return a torch Optimizer"
+    )
 
     def loss_fn() -> torch.Tensor:
         return nn.functional.mse_loss(model(x), y)
@@ -144,12 +168,14 @@ def _check_optimizer(opt: Optimizer, params: dict[str, Any]) -> None:
                 loss.backward()
                 return loss
 
-            optimizer.step(closure)
+            optimizer.step(closure)  # type: ignore[arg-type]  # torch's stub: float
         else:
             optimizer.step()
     with torch.no_grad():
         last = float(loss_fn())
-    assert last < first, f"{opt.name}: 50 steps on a least-squares problem did not lower the loss ({first} -> {last})"
+    assert last < first, (
+        f"{opt.name}: 50 steps on a least-squares problem did not lower the loss ({first} -> {last})"
+    )
 
 
 def _compressor_models() -> dict[str, nn.Module]:
@@ -157,10 +183,16 @@ def _compressor_models() -> dict[str, nn.Module]:
 
     torch.manual_seed(0)
     cnn = nn.Sequential(  # first, middle and last layer, so first/last-layer policies leave work
-        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
-        nn.Flatten(), nn.Linear(8 * 8 * 8, 3),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(8 * 8 * 8, 3),
     )
-    vit = VisionTransformer(img_size=8, patch_size=2, num_classes=3, embed_dim=16, depth=2, num_heads=2)
+    vit = VisionTransformer(
+        img_size=8, patch_size=2, num_classes=3, embed_dim=16, depth=2, num_heads=2
+    )
     return {"cnn": cnn, "vit": vit}
 
 
@@ -180,11 +212,15 @@ def _check_compressor(comp: Compressor, params: dict[str, Any]) -> None:
 
         original = copy.deepcopy(model)
         try:
-            report = comp.compress(model, CompressionContext(calibration=calibration, finetune=finetune), **params)
+            report = comp.compress(
+                model, CompressionContext(calibration=calibration, finetune=finetune), **params
+            )
         except PluginError:
             continue
         applied.append(family)
-        assert isinstance(report, CompressionReport), f"{comp.name}.compress must return a CompressionReport"
+        assert isinstance(report, CompressionReport), (
+            f"{comp.name}.compress must return a CompressionReport"
+        )
         for key, value in report.metrics.items():
             assert isinstance(value, int | float) and math.isfinite(value), (
                 f"{comp.name}: metric {key}={value!r} is not finite"
@@ -192,7 +228,9 @@ def _check_compressor(comp: Compressor, params: dict[str, Any]) -> None:
         with torch.no_grad():
             out = model(calibration[0][0])
             ref = original(calibration[0][0])
-        assert out.shape == (16, 3) and torch.isfinite(out).all(), f"{comp.name}: the compressed {family}'s forward broke"
+        assert out.shape == (16, 3) and torch.isfinite(out).all(), (
+            f"{comp.name}: the compressed {family}'s forward broke"
+        )
         changed = not torch.equal(out, ref) or len(model.state_dict()) != len(original.state_dict())
         assert changed, f"{comp.name}: compress left the {family} model's outputs unchanged"
     assert applied, f"{comp.name} refused every reference model {list(_compressor_models())}"

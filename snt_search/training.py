@@ -119,10 +119,18 @@ def train(
     )
     base_lrs = [g["lr"] for g in opt.param_groups]
     loader = TensorLoader.from_bundle(
-        data, "train", batch_size=cfg.batch_size, shuffle=True, augment=cfg.augment,
-        drop_last=len(data.train_y) > cfg.batch_size, seed=seed, device=device,
+        data,
+        "train",
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        augment=cfg.augment,
+        drop_last=len(data.train_y) > cfg.batch_size,
+        seed=seed,
+        device=device,
     )
-    test_loader = TensorLoader.from_bundle(data, "test", batch_size=cfg.eval_batch_size, device=device)
+    test_loader = TensorLoader.from_bundle(
+        data, "test", batch_size=cfg.eval_batch_size, device=device
+    )
     total_steps = cfg.epochs * len(loader)
     warmup = int(cfg.warmup_epochs * len(loader))
 
@@ -158,7 +166,7 @@ def train(
                         second.backward()
                     return second
 
-                opt.step(closure)
+                opt.step(closure)  # type: ignore[arg-type]  # torch's stub: float
             else:
                 opt.step()
             loss_sum += loss.detach() * len(y)

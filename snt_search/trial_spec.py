@@ -23,8 +23,12 @@ class Suggester(Protocol):
     """The part of ``optuna.trial.Trial`` a space needs."""
 
     def suggest_categorical(self, name: str, choices: Any) -> Any: ...
-    def suggest_float(self, name: str, low: float, high: float, *, step: Any = None, log: bool = False) -> float: ...
-    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: Any = None, log: bool = False
+    ) -> float: ...
+    def suggest_int(
+        self, name: str, low: int, high: int, *, step: int = 1, log: bool = False
+    ) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,9 @@ def sample(
 
 def _coerce_train(values: dict[str, Any]) -> dict[str, Any]:
     types = field_types(TrainConfig)
-    return {k: float(v) if types[k] is float and isinstance(v, int) else v for k, v in values.items()}
+    return {
+        k: float(v) if types[k] is float and isinstance(v, int) else v for k, v in values.items()
+    }
 
 
 def _draw(trial: Suggester, dim: Dimension) -> Any:

@@ -38,8 +38,14 @@ def test_plugins_json_lists_builtins_with_origin(capsys: pytest.CaptureFixture[s
     assert "num_blocks" in mixer["defaults"]
 
 
-def test_plugins_table_shows_broken_plugin_and_strict_fails(fake_dist, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
-    fake_dist("acme-broken", {"snt_search.compressors": {"boom": "acme_boom:X"}}, {"acme_boom": "raise RuntimeError('kaboom')\n"})
+def test_plugins_table_shows_broken_plugin_and_strict_fails(
+    fake_dist, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    fake_dist(
+        "acme-broken",
+        {"snt_search.compressors": {"boom": "acme_boom:X"}},
+        {"acme_boom": "raise RuntimeError('kaboom')\n"},
+    )
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
     assert "BROKEN" in out and "acme-broken[boom]" in " ".join(out.split())
@@ -59,22 +65,40 @@ def test_spaces_lists_the_builtin_space(capsys: pytest.CaptureFixture[str]) -> N
     ("argv", "message"),
     [
         (["study", "--space", "no_such_space"], "no such space; known spaces:"),
-        (["study", "--space", "mixer_prune", "--budget", "huge"], "no budget 'huge'; this space defines: smoke, short, paper"),
-        (["study", "--space", "mixer_prune", "--dataset", "imagenet"], "dataset = 'imagenet' is not an installed dataset"),
+        (
+            ["study", "--space", "mixer_prune", "--budget", "huge"],
+            "no budget 'huge'; this space defines: smoke, short, paper",
+        ),
+        (
+            ["study", "--space", "mixer_prune", "--dataset", "imagenet"],
+            "dataset = 'imagenet' is not an installed dataset",
+        ),
         (["study", "--space", "mixer_prune", "--set", "train.lr"], "expected KEY=VALUE"),
-        (["study", "--space", "mixer_prune", "--set", "optimizer.sam.rhoo=1"], "has no parameter 'rhoo'"),
-        (["study", "--space", "mixer_prune", "--storage", "redis://x"], "is not a storage URL; use sqlite:///"),
+        (
+            ["study", "--space", "mixer_prune", "--set", "optimizer.sam.rhoo=1"],
+            "has no parameter 'rhoo'",
+        ),
+        (
+            ["study", "--space", "mixer_prune", "--storage", "redis://x"],
+            "is not a storage URL; use sqlite:///",
+        ),
         (["pareto", "--study-name", "ghost"], "no such study in sqlite:///snt-search.db"),
     ],
 )
-def test_bad_arguments_give_clear_errors(argv: list[str], message: str, workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_arguments_give_clear_errors(
+    argv: list[str], message: str, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(argv) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert message in err, err
 
 
-@pytest.mark.parametrize("argv", [["study"], ["study", "--space", "x", "--trials", "0"], ["nonsense"]])
-def test_argparse_rejects_malformed_command_lines(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv", [["study"], ["study", "--space", "x", "--trials", "0"], ["nonsense"]]
+)
+def test_argparse_rejects_malformed_command_lines(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args(argv)
     assert exit_.value.code == 2

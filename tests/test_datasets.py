@@ -30,7 +30,9 @@ def test_imagefolder_reads_train_and_test_class_folders(tmp_path: Path) -> None:
             folder = tmp_path / split / cls
             folder.mkdir(parents=True)
             for i in range(n):
-                Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+                Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(
+                    folder / f"{i}.png"
+                )
     data = load("imagefolder", DataRequest(data_dir=tmp_path))
     assert data.classes == ("cat", "dog")
     assert data.train_x.shape == (6, 3, 32, 32) and data.test_x.shape == (4, 3, 32, 32)
@@ -40,12 +42,16 @@ def test_imagefolder_reads_train_and_test_class_folders(tmp_path: Path) -> None:
 def test_imagefolder_explains_the_layout(tmp_path: Path) -> None:
     with pytest.raises(DataUnavailable, match=r"needs --data-dir"):
         load("imagefolder", DataRequest())
-    with pytest.raises(DataUnavailable, match=r"train is not a folder; the layout is .*train/<class>/\*.png"):
+    with pytest.raises(
+        DataUnavailable, match=r"train is not a folder; the layout is .*train/<class>/\*.png"
+    ):
         load("imagefolder", DataRequest(data_dir=tmp_path))
 
 
 def test_cifar10_offline_says_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(DataUnavailable, match=r"cifar-10-batches-py.*--data-dir.*imagefolder / digits"):
+    with pytest.raises(
+        DataUnavailable, match=r"cifar-10-batches-py.*--data-dir.*imagefolder / digits"
+    ):
         load("cifar10", DataRequest(data_dir=tmp_path, download=False))
 
 
@@ -53,4 +59,6 @@ def test_subset_is_seeded() -> None:
     data = load("synthetic", DataRequest())
     a, b = data.subset(50, 20, seed=1), data.subset(50, 20, seed=1)
     assert len(a.train_y) == 50 and len(a.test_y) == 20
-    assert (a.train_x == b.train_x).all() and not (data.subset(50, 20, seed=2).train_x == a.train_x).all()
+    assert (a.train_x == b.train_x).all() and not (
+        data.subset(50, 20, seed=2).train_x == a.train_x
+    ).all()

@@ -18,9 +18,21 @@ EXAMPLE = REPO / "plugins" / "example-plugin"
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(EXAMPLE)],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(EXAMPLE),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return target
 
@@ -28,7 +40,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def cli(site: Path, cwd: Path, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {**os.environ, "PYTHONPATH": str(site), **env}
     return subprocess.run(
-        [sys.executable, "-m", "snt_search", *argv], cwd=cwd, env=environ, capture_output=True, text=True
+        [sys.executable, "-m", "snt_search", *argv],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
     )
 
 
@@ -56,7 +72,9 @@ def test_a_study_uses_the_third_party_plugins(site: Path, tmp_path: Path) -> Non
     assert result["finished"] == 2
     import optuna
 
-    study = optuna.load_study(study_name="tiny_random_prune", storage=f"sqlite:///{tmp_path}/snt-search.db")
+    study = optuna.load_study(
+        study_name="tiny_random_prune", storage=f"sqlite:///{tmp_path}/snt-search.db"
+    )
     used = {t.user_attrs["config"]["plugins"]["backbone"] for t in study.trials}
     assert used == {"tiny_cnn"}
 
@@ -64,7 +82,10 @@ def test_a_study_uses_the_third_party_plugins(site: Path, tmp_path: Path) -> Non
 def test_the_example_conformance_tests_pass(site: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
-        env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True, text=True, cwd=EXAMPLE,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        cwd=EXAMPLE,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "2 passed" in out.stdout

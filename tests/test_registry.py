@@ -35,7 +35,9 @@ def test_builtins_are_entry_points_of_snt_search() -> None:
 
 
 def test_third_party_plugin_is_found_and_named(fake_dist: FakeDist) -> None:
-    fake_dist("acme-plugins", {"snt_search.backbones": {"tiny": "acme_good:Tiny"}}, {"acme_good": GOOD})
+    fake_dist(
+        "acme-plugins", {"snt_search.backbones": {"tiny": "acme_good:Tiny"}}, {"acme_good": GOOD}
+    )
     registry = Registry.discover()
     record = next(r for r in registry if r.name == "tiny")
     assert record.ok and not record.builtin
@@ -79,15 +81,23 @@ def test_duplicate_name_is_broken_and_the_first_wins(fake_dist: FakeDist) -> Non
     fake_dist("acme-dup3", {"snt_search.backbones": {"tiny": "acme_g2:Tiny"}}, {"acme_g2": GOOD})
     registry = Registry.discover()
     dups = [r for r in registry.broken() if r.name == "tiny"]
-    assert len(dups) == 1 and "duplicate backbone name 'tiny', already provided by" in (dups[0].error or "")
+    assert len(dups) == 1 and "duplicate backbone name 'tiny', already provided by" in (
+        dups[0].error or ""
+    )
     assert registry.names("backbone").count("tiny") == 1
     hijack = next(r for r in registry if r.name == "adam" and not r.builtin)
-    assert "already provided by snt-search[adam]" in (hijack.error or "")  # built-ins keep their names
+    assert "already provided by snt-search[adam]" in (
+        hijack.error or ""
+    )  # built-ins keep their names
     assert next(r for r in registry if r.name == "adam" and r.ok).builtin
 
 
-def test_autoload_env_var_keeps_only_builtins(fake_dist: FakeDist, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_dist("acme-plugins", {"snt_search.backbones": {"tiny": "acme_good2:Tiny"}}, {"acme_good2": GOOD})
+def test_autoload_env_var_keeps_only_builtins(
+    fake_dist: FakeDist, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_dist(
+        "acme-plugins", {"snt_search.backbones": {"tiny": "acme_good2:Tiny"}}, {"acme_good2": GOOD}
+    )
     monkeypatch.setenv(AUTOLOAD_ENV, "1")
     registry = Registry.discover()
     assert "tiny" not in registry.names("backbone")
@@ -111,7 +121,9 @@ def test_register_in_process_validates() -> None:
 def test_plugin_params_are_checked() -> None:
     sam = Registry.discover().get("optimizer", "sam")
     assert sam.resolve_params({"rho": 1})["rho"] == 1.0  # int accepted for a float, as a float
-    with pytest.raises(PluginError, match="has no parameter 'rhoo'; it accepts: adaptive, base, momentum, rho"):
+    with pytest.raises(
+        PluginError, match="has no parameter 'rhoo'; it accepts: adaptive, base, momentum, rho"
+    ):
         sam.resolve_params({"rhoo": 0.1})
     with pytest.raises(PluginError, match="'adaptive' must be bool"):
         sam.resolve_params({"adaptive": "yes"})

@@ -31,7 +31,9 @@ def test_builtin_spaces_load_and_check() -> None:
         assert space.objectives == {"lambda_max": "minimize", "accuracy_drop": "minimize"}
 
 
-def test_installed_copy_of_spaces_is_found_through_the_entry_point(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_installed_copy_of_spaces_is_found_through_the_entry_point(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.chdir(tmp_path)  # no ./studies here: only the entry point can find it
     entry = find_spaces()["mixer_prune"]
     assert entry.origin == "snt-search[builtin]"
@@ -41,24 +43,58 @@ def test_installed_copy_of_spaces_is_found_through_the_entry_point(monkeypatch: 
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ('sampler = "random"', 'sampler = "bayes"', r"\[study\] sampler must be named explicitly, one of nsga2, tpe"),
+        (
+            'sampler = "random"',
+            'sampler = "bayes"',
+            r"\[study\] sampler must be named explicitly, one of nsga2, tpe",
+        ),
         ('sampler = "random"\n', "", r"sampler must be named explicitly"),
-        ('lambda_max = "minimize"', 'lambda_max = "smallest"', r"\[objectives\] lambda_max must be 'minimize' or 'maximize'"),
-        ('lambda_max = "minimize"', 'sharpness = "minimize"', r"unknown metric 'sharpness'; metrics are: lambda_max"),
+        (
+            'lambda_max = "minimize"',
+            'lambda_max = "smallest"',
+            r"\[objectives\] lambda_max must be 'minimize' or 'maximize'",
+        ),
+        (
+            'lambda_max = "minimize"',
+            'sharpness = "minimize"',
+            r"unknown metric 'sharpness'; metrics are: lambda_max",
+        ),
         ('compressor = "magnitude_prune"\n', "", r"\[plugins\] must name a compressor"),
         ('"train.lr"', '"train.learning_rate"', None),  # checked against the registry below
         ('"train.lr"', '"lr"', r"key 'lr' must be 'train.<field>' or '<kind>.<plugin>.<param>'"),
-        ("low = 1e-3, high = 1e-2", "low = 1e-2, high = 1e-3", r"low must be < high, got low=0.01 high=0.001"),
-        ("low = 1e-3, high = 1e-2, log = true", "low = 0, high = 1e-2, log = true", r"log ranges need low > 0"),
-        ("low = 1e-3, high = 1e-2, log = true", "low = 1e-3, high = 1e-2, lg = true", r"unknown field 'lg'"),
-        ('"optimizer.sam.rho"', '"optimizer.sgd.rho"', r"not among \[plugins\] optimizer = \['adam', 'sam'\]"),
-        ("max_iter = 10", "max_iters = 10", r"\[sharpness\] unknown key 'max_iters'; allowed: method"),
+        (
+            "low = 1e-3, high = 1e-2",
+            "low = 1e-2, high = 1e-3",
+            r"low must be < high, got low=0.01 high=0.001",
+        ),
+        (
+            "low = 1e-3, high = 1e-2, log = true",
+            "low = 0, high = 1e-2, log = true",
+            r"log ranges need low > 0",
+        ),
+        (
+            "low = 1e-3, high = 1e-2, log = true",
+            "low = 1e-3, high = 1e-2, lg = true",
+            r"unknown field 'lg'",
+        ),
+        (
+            '"optimizer.sam.rho"',
+            '"optimizer.sgd.rho"',
+            r"not among \[plugins\] optimizer = \['adam', 'sam'\]",
+        ),
+        (
+            "max_iter = 10",
+            "max_iters = 10",
+            r"\[sharpness\] unknown key 'max_iters'; allowed: method",
+        ),
         ("epochs = 1", "epochs = 1.5", r"\[budgets.smoke\] epochs must be int, got 1.5"),
         ("[budgets.smoke]", "[budget.smoke]", r"unknown section \[budget\]"),
         ("seed = 0", "seed = [", r"not valid TOML"),
     ],
 )
-def test_malformed_space_names_file_key_and_fix(tmp_path: Path, old: str, new: str, message: str | None) -> None:
+def test_malformed_space_names_file_key_and_fix(
+    tmp_path: Path, old: str, new: str, message: str | None
+) -> None:
     assert old in TINY_SPACE
     path = write(tmp_path, TINY_SPACE.replace(old, new, 1))
     if message is None:
@@ -71,14 +107,28 @@ def test_malformed_space_names_file_key_and_fix(tmp_path: Path, old: str, new: s
 
 
 def test_check_rejects_unknown_plugin_and_param(tmp_path: Path) -> None:
-    bad_plugin = write(tmp_path, TINY_SPACE.replace('transform = ["none", "snt"]', 'transform = ["none", "snnt"]'))
-    with pytest.raises(SpaceError, match=r"transform = 'snnt' is not an installed transform; available: .*snt"):
+    bad_plugin = write(
+        tmp_path, TINY_SPACE.replace('transform = ["none", "snt"]', 'transform = ["none", "snnt"]')
+    )
+    with pytest.raises(
+        SpaceError, match=r"transform = 'snnt' is not an installed transform; available: .*snt"
+    ):
         load_space(bad_plugin).check(get_registry())
     bad_param = write(tmp_path, TINY_SPACE.replace('"optimizer.sam.rho"', '"optimizer.sam.radius"'))
-    with pytest.raises(SpaceError, match=r"sam' has no parameter 'radius'; it accepts: adaptive, base, momentum, rho"):
+    with pytest.raises(
+        SpaceError,
+        match=r"sam' has no parameter 'radius'; it accepts: adaptive, base, momentum, rho",
+    ):
         load_space(bad_param).check(get_registry())
-    bad_type = write(tmp_path, TINY_SPACE.replace('"dataset.synthetic.train_size" = 96', '"dataset.synthetic.train_size" = "many"'))
-    with pytest.raises(SpaceError, match=r"'dataset.synthetic.train_size' takes int values, got 'many'"):
+    bad_type = write(
+        tmp_path,
+        TINY_SPACE.replace(
+            '"dataset.synthetic.train_size" = 96', '"dataset.synthetic.train_size" = "many"'
+        ),
+    )
+    with pytest.raises(
+        SpaceError, match=r"'dataset.synthetic.train_size' takes int values, got 'many'"
+    ):
         load_space(bad_type).check(get_registry())
 
 
@@ -91,13 +141,21 @@ def test_missing_file_and_unknown_space_name() -> None:
 
 def test_sampling_is_conditional_and_typed(tmp_path: Path) -> None:
     space = load_space(write(tmp_path, TINY_SPACE)).check(get_registry())
-    adam = sample(space, optuna.trial.FixedTrial({"transform": "snt", "optimizer": "adam", "train.lr": 0.005}), space.budget("smoke"))
-    assert adam.plugins["optimizer"] == "adam" and "optimizer" not in adam.params  # rho only for sam
+    adam = sample(
+        space,
+        optuna.trial.FixedTrial({"transform": "snt", "optimizer": "adam", "train.lr": 0.005}),
+        space.budget("smoke"),
+    )
+    assert (
+        adam.plugins["optimizer"] == "adam" and "optimizer" not in adam.params
+    )  # rho only for sam
     assert adam.train.lr == 0.005 and adam.train.epochs == 1 and adam.train.batch_size == 32
     assert adam.params["compressor"] == {"sparsity": 0.5}
     sam = sample(
         space,
-        optuna.trial.FixedTrial({"transform": "none", "optimizer": "sam", "train.lr": 0.005, "optimizer.sam.rho": 0.05}),
+        optuna.trial.FixedTrial(
+            {"transform": "none", "optimizer": "sam", "train.lr": 0.005, "optimizer.sam.rho": 0.05}
+        ),
         space.budget("smoke"),
     )
     assert sam.params["optimizer"] == {"rho": 0.05}

@@ -15,7 +15,9 @@ from snt_search.pipeline import TrialFailed
 from snt_search.space import SpaceError, load_space
 
 
-def test_study_end_to_end_then_reopened_and_resumed(tiny_space: Path, workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_study_end_to_end_then_reopened_and_resumed(
+    tiny_space: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["study", "--space", str(tiny_space), "--trials", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["study_name"] == "tiny" and out["ran"] == 2 and out["finished"] == 2
@@ -32,7 +34,10 @@ def test_study_end_to_end_then_reopened_and_resumed(tiny_space: Path, workdir: P
         assert 0 <= attrs["base_accuracy"] <= 100
         assert attrs["sharpness_report"]["method"] == "lanczos"
         assert attrs["sharpness_report"]["samples"] == 32
-        assert "converged" in attrs["sharpness_report"] and attrs["sharpness_report"]["iterations"] >= 1
+        assert (
+            "converged" in attrs["sharpness_report"]
+            and attrs["sharpness_report"]["iterations"] >= 1
+        )
         assert attrs["compression_report"]["sparsity"] == pytest.approx(0.5, abs=0.02)
         assert attrs["train_time_s"] > 0 and attrs["n_params"] > 0
         assert len(attrs["curve"]) == 1 and attrs["curve"][0]["epoch"] == 1
@@ -41,7 +46,9 @@ def test_study_end_to_end_then_reopened_and_resumed(tiny_space: Path, workdir: P
     assert front_numbers == {t.number for t in study.best_trials}
     assert study.user_attrs["pareto_front"] == sorted(front_numbers)
     assert json.loads((workdir / "runs/tiny/pareto.json").read_text()) == out["pareto_front"]
-    assert (workdir / "runs/tiny/pareto.csv").read_text().startswith("trial,lambda_max,accuracy_drop")
+    assert (
+        (workdir / "runs/tiny/pareto.csv").read_text().startswith("trial,lambda_max,accuracy_drop")
+    )
 
     # The same command resumes: nothing re-runs; asking for more runs only the missing ones.
     assert main(["study", "--space", str(tiny_space), "--trials", "2", "--json"]) == 0
@@ -53,7 +60,8 @@ def test_study_end_to_end_then_reopened_and_resumed(tiny_space: Path, workdir: P
     # The stored front is what `pareto` shows.
     assert main(["pareto", "--study-name", "tiny", "--json"]) == 0
     assert {r["trial"] for r in json.loads(capsys.readouterr().out)} == {
-        t.number for t in optuna.load_study(study_name="tiny", storage="sqlite:///snt-search.db").best_trials
+        t.number
+        for t in optuna.load_study(study_name="tiny", storage="sqlite:///snt-search.db").best_trials
     }
 
 
@@ -61,12 +69,16 @@ def test_resuming_with_another_space_or_budget_is_refused(tiny_space: Path, work
     space = load_space(tiny_space)
     run_study(space, StudyOptions(n_trials=1, show_progress=False))
     other = space.with_overrides({}, {"train.lr": 0.002})
-    with pytest.raises(SpaceError, match="was made with space_fingerprint .* pass --study-name NEW"):
+    with pytest.raises(
+        SpaceError, match="was made with space_fingerprint .* pass --study-name NEW"
+    ):
         run_study(other, StudyOptions(n_trials=1, show_progress=False))
     run_study(other, StudyOptions(n_trials=1, study_name="tiny-lr", show_progress=False))
 
 
-def test_failed_trials_are_recorded_with_reason_and_the_study_goes_on(tiny_space: Path, workdir: Path) -> None:
+def test_failed_trials_are_recorded_with_reason_and_the_study_goes_on(
+    tiny_space: Path, workdir: Path
+) -> None:
     space = load_space(tiny_space)
     calls = []
 
@@ -82,7 +94,11 @@ def test_failed_trials_are_recorded_with_reason_and_the_study_goes_on(tiny_space
     assert outcome.failed == 1 and outcome.finished == 1
     study = optuna.load_study(study_name="tiny", storage="sqlite:///snt-search.db")
     failed = study.get_trials(states=[optuna.trial.TrialState.FAIL])
-    assert failed[0].user_attrs["fail_reason"].startswith("TrialFailed: diverged: training loss became nan")
+    assert (
+        failed[0]
+        .user_attrs["fail_reason"]
+        .startswith("TrialFailed: diverged: training loss became nan")
+    )
     assert all(t.number != failed[0].number for t in study.best_trials)  # never in the front
 
 
@@ -95,5 +111,8 @@ def test_divergence_is_a_failed_trial_not_a_result(tiny_space: Path, workdir: Pa
 
 
 def test_journal_storage(tiny_space: Path, workdir: Path) -> None:
-    outcome = run_study(load_space(tiny_space), StudyOptions(n_trials=1, storage="journal:j.log", show_progress=False))
+    outcome = run_study(
+        load_space(tiny_space),
+        StudyOptions(n_trials=1, storage="journal:j.log", show_progress=False),
+    )
     assert outcome.finished == 1 and (workdir / "j.log").exists()

@@ -14,7 +14,9 @@ from snt_search.training import Diverged, lr_factor, train
 
 
 def bundle(n: int = 64) -> DataBundle:
-    data = get_registry().get("dataset", "synthetic").load(DataRequest(), train_size=n, test_size=32)  # type: ignore[attr-defined]
+    data = (
+        get_registry().get("dataset", "synthetic").load(DataRequest(), train_size=n, test_size=32)
+    )  # type: ignore[attr-defined]
     assert isinstance(data, DataBundle)
     return data
 
@@ -22,7 +24,11 @@ def bundle(n: int = 64) -> DataBundle:
 def small_cnn(classes: int = 4) -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, stride=4), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, classes)
+        nn.Conv2d(3, 8, 3, stride=4),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(8 * 8 * 8, classes),
     )
 
 
@@ -30,11 +36,15 @@ def test_augment_crops_and_flips_within_the_padded_image() -> None:
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8) + 1
     out = augment(x, torch.Generator().manual_seed(0), pad=2)
     assert out.shape == x.shape
-    for i in range(2):  # every output row is a (possibly flipped, shifted) piece of the input or padding
+    for i in range(
+        2
+    ):  # every output row is a (possibly flipped, shifted) piece of the input or padding
         values = set(out[i].flatten().tolist()) - {0.0}
         assert values <= set(x[i].flatten().tolist())
     unpadded = augment(x, torch.Generator().manual_seed(0), pad=0)
-    assert all(torch.equal(unpadded[i], x[i]) or torch.equal(unpadded[i], x[i].flip(2)) for i in range(2))
+    assert all(
+        torch.equal(unpadded[i], x[i]) or torch.equal(unpadded[i], x[i].flip(2)) for i in range(2)
+    )
 
 
 def test_loader_covers_the_data_once_per_epoch_in_seeded_order() -> None:
@@ -66,7 +76,13 @@ def test_training_learns_and_is_deterministic() -> None:
     for _ in range(2):
         model = small_cnn()
         result = train(model, adam, {}, data, cfg, seed=5)
-        runs.append((result.curve[-1].loss, result.curve[-1].test_accuracy, [p.detach().clone() for p in model.parameters()]))
+        runs.append(
+            (
+                result.curve[-1].loss,
+                result.curve[-1].test_accuracy,
+                [p.detach().clone() for p in model.parameters()],
+            )
+        )
     assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1]
     assert all(torch.equal(a, b) for a, b in zip(runs[0][2], runs[1][2], strict=True))
     assert runs[0][1] > 50.0  # 4 classes: chance is 25%
@@ -99,5 +115,14 @@ def test_nan_loss_stops_training_at_once() -> None:
     model = small_cnn()
     with torch.no_grad():
         model[-1].weight.fill_(float("nan"))
-    with pytest.raises(Diverged, match=r"training loss became nan at epoch 1, step 1 .* lower train.lr"):
-        train(model, get_registry().get("optimizer", "adam"), {}, data, TrainConfig(epochs=2, batch_size=16), seed=0)
+    with pytest.raises(
+        Diverged, match=r"training loss became nan at epoch 1, step 1 .* lower train.lr"
+    ):
+        train(
+            model,
+            get_registry().get("optimizer", "adam"),
+            {},
+            data,
+            TrainConfig(epochs=2, batch_size=16),
+            seed=0,
+        )

@@ -6,12 +6,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from rich.markup import escape
+
 from .. import __version__
 from ..space import SpaceError
 from ..specs import PluginError
 from . import pareto, plugins, spaces, study
 from ._common import err_console
-from rich.markup import escape
 
 COMMANDS = [plugins, spaces, study, pareto]
 
@@ -41,7 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
         return 2
     except KeyboardInterrupt:
-        err_console.print("interrupted; finished trials are stored: run the same command again to resume")
+        err_console.print(
+            "interrupted; finished trials are stored: run the same command again to resume"
+        )
         return 130
 
 

@@ -15,7 +15,11 @@ err_console = Console(stderr=True, highlight=False)
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout instead of tables")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print machine-readable JSON on stdout instead of tables",
+    )
 
 
 def print_json(data: Any) -> None:

@@ -18,9 +18,17 @@ HELP = "show the Pareto front stored in a study"
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pareto", help=HELP, description=HELP + " (non-dominated finished trials).")
-    p.add_argument("--study-name", required=True, help="the study's name (default of `study`: the space name)")
-    p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL (default: {DEFAULT_STORAGE})")
-    p.add_argument("--out", type=Path, help="also write pareto.json and pareto.csv into this folder")
+    p.add_argument(
+        "--study-name", required=True, help="the study's name (default of `study`: the space name)"
+    )
+    p.add_argument(
+        "--storage",
+        default=DEFAULT_STORAGE,
+        help=f"Optuna storage URL (default: {DEFAULT_STORAGE})",
+    )
+    p.add_argument(
+        "--out", type=Path, help="also write pareto.json and pareto.csv into this folder"
+    )
     add_json(p)
     p.set_defaults(run=run)
 

@@ -19,8 +19,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=HELP,
         description=f"{HELP}. Third-party plugins are skipped when {AUTOLOAD_ENV}=1.",
     )
-    p.add_argument("--kind", choices=["dataset", "backbone", "transform", "optimizer", "compressor"], help="only this kind")
-    p.add_argument("--strict", action="store_true", help="exit with an error if any plugin is broken")
+    p.add_argument(
+        "--kind",
+        choices=["dataset", "backbone", "transform", "optimizer", "compressor"],
+        help="only this kind",
+    )
+    p.add_argument(
+        "--strict", action="store_true", help="exit with an error if any plugin is broken"
+    )
     add_json(p)
     p.set_defaults(run=run)
 
@@ -38,7 +44,12 @@ def run(args: argparse.Namespace) -> int:
             if r.ok:
                 table.add_row(r.kind, r.name, escape(r.origin), escape(r.summary))
             else:
-                table.add_row(r.kind, f"[red]{escape(r.name)}[/]", escape(r.origin), f"[red]BROKEN: {escape(r.error or '')}[/]")
+                table.add_row(
+                    r.kind,
+                    f"[red]{escape(r.name)}[/]",
+                    escape(r.origin),
+                    f"[red]BROKEN: {escape(r.error or '')}[/]",
+                )
         console.print(table)
     registry.check(args.strict)
     return 0

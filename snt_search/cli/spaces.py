@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
@@ -21,8 +22,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for entry in find_spaces().values():
+        if entry.error:
+            rows.append(
+                {
+                    "name": entry.name,
+                    "origin": entry.origin,
+                    "path": str(entry.path),
+                    "error": entry.error,
+                }
+            )
+            continue
         try:
             space = load_space(entry.path)
             row = {
@@ -36,7 +47,12 @@ def run(args: argparse.Namespace) -> int:
                 "error": None,
             }
         except SpaceError as exc:
-            row = {"name": entry.name, "origin": entry.origin, "path": str(entry.path), "error": str(exc)}
+            row = {
+                "name": entry.name,
+                "origin": entry.origin,
+                "path": str(entry.path),
+                "error": str(exc),
+            }
         rows.append(row)
     if args.json:
         print_json(rows)
@@ -46,9 +62,21 @@ def run(args: argparse.Namespace) -> int:
         table.add_column(col)
     for r in rows:
         if r["error"]:
-            table.add_row(f"[red]{escape(r['name'])}[/]", escape(r["origin"]), "", "", f"[red]{escape(r['error'])}[/]")
+            table.add_row(
+                f"[red]{escape(r['name'])}[/]",
+                escape(r["origin"]),
+                "",
+                "",
+                f"[red]{escape(r['error'])}[/]",
+            )
         else:
             objectives = ", ".join(f"{k} ({v[:3]})" for k, v in r["objectives"].items())
-            table.add_row(r["name"], escape(r["origin"]), objectives, ", ".join(r["budgets"]), r["description"])
+            table.add_row(
+                r["name"],
+                escape(r["origin"]),
+                objectives,
+                ", ".join(r["budgets"]),
+                r["description"],
+            )
     console.print(table)
     return 0

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import tomllib
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from ..catalog import resolve_space
 from ..driver import StudyOptions, run_study
@@ -27,21 +28,48 @@ missing ones run. Results: the Optuna storage (default sqlite:///snt-search.db) 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "study", help=HELP, description=HELP + ".", epilog=EPILOG,
+        "study",
+        help=HELP,
+        description=HELP + ".",
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--space", required=True, help="space name (see `snt-search spaces`) or path to a .toml file")
-    p.add_argument("--budget", default="smoke", help="budget defined in the space: smoke, short, paper (default: smoke)")
-    p.add_argument("--trials", type=_positive, default=4, help="number of finished trials the study should have (default: 4)")
-    p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL (default: {DEFAULT_STORAGE})")
+    p.add_argument(
+        "--space",
+        required=True,
+        help="space name (see `snt-search spaces`) or path to a .toml file",
+    )
+    p.add_argument(
+        "--budget",
+        default="smoke",
+        help="budget defined in the space: smoke, short, paper (default: smoke)",
+    )
+    p.add_argument(
+        "--trials",
+        type=_positive,
+        default=4,
+        help="number of finished trials the study should have (default: 4)",
+    )
+    p.add_argument(
+        "--storage",
+        default=DEFAULT_STORAGE,
+        help=f"Optuna storage URL (default: {DEFAULT_STORAGE})",
+    )
     p.add_argument("--study-name", help="study name (default: the space's name)")
-    p.add_argument("--out", type=Path, help="folder for pareto.json/csv (default: runs/<study-name>)")
-    p.add_argument("--dataset", help="use this dataset plugin instead of the space's (e.g. digits offline)")
+    p.add_argument(
+        "--out", type=Path, help="folder for pareto.json/csv (default: runs/<study-name>)"
+    )
+    p.add_argument(
+        "--dataset", help="use this dataset plugin instead of the space's (e.g. digits offline)"
+    )
     p.add_argument("--data-dir", type=Path, help="where the dataset finds (or downloads) its files")
     p.add_argument("--no-download", action="store_true", help="never download data sets")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="fix a parameter, TOML value syntax: --set train.lr=0.001 --set optimizer.sam.rho=0.1",
     )
     add_json(p)

@@ -26,5 +26,7 @@ class Backbone(Plugin):
     family: ClassVar[str] = ""
 
     @abstractmethod
-    def build(self, *, num_classes: int, image_size: int, in_chans: int, **params: Any) -> nn.Module:
+    def build(
+        self, *, num_classes: int, image_size: int, in_chans: int, **params: Any
+    ) -> nn.Module:
         """Return a new, randomly initialised model; see the module docstring."""

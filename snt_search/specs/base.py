@@ -21,7 +21,7 @@ class PluginError(ValueError):
     """A plugin was used against its contract (unknown name, unknown parameter, bad value)."""
 
 
-class Plugin(ABC):
+class Plugin(ABC):  # noqa: B024 - abstract by intent; each kind adds its abstract method
     """Common contract of the five plugin kinds.
 
     Subclasses set ``kind`` (done by the kind's base class), may set ``defaults`` (the
@@ -60,7 +60,7 @@ class Plugin(ABC):
 def _coerce(kind: str, name: str, key: str, default: Param, value: Any) -> Param:
     expected = type(default)
     if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
-        return value  # type: ignore[no-any-return]
+        return value
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     raise PluginError(

@@ -51,5 +51,7 @@ class Compressor(Plugin):
     kind: ClassVar[str] = "compressor"
 
     @abstractmethod
-    def compress(self, model: nn.Module, context: CompressionContext, **params: Any) -> CompressionReport:
+    def compress(
+        self, model: nn.Module, context: CompressionContext, **params: Any
+    ) -> CompressionReport:
         """Compress ``model`` in place; see the module docstring."""

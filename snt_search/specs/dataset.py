@@ -61,7 +61,10 @@ class DataBundle:
 
     def validate(self, name: str) -> DataBundle:
         """Check the contract above; raise naming the dataset and the broken field."""
-        for split, x, y in (("train", self.train_x, self.train_y), ("test", self.test_x, self.test_y)):
+        for split, x, y in (
+            ("train", self.train_x, self.train_y),
+            ("test", self.test_x, self.test_y),
+        ):
             if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[-1] != x.shape[-2]:
                 raise PluginError(
                     f"dataset {name!r}: {split}_x must be uint8 [N, C, H, W] with H == W, "

@@ -34,7 +34,11 @@ class TransformReport:
     added_params: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"transform": self.transform, "replaced": dict(self.replaced), "added_params": self.added_params}
+        return {
+            "transform": self.transform,
+            "replaced": dict(self.replaced),
+            "added_params": self.added_params,
+        }
 
 
 class Transform(Plugin):

@@ -15,7 +15,9 @@ class RandomPrune(Compressor):
 
     defaults = {"sparsity": 0.5}
 
-    def compress(self, model: nn.Module, context: CompressionContext, **params: Any) -> CompressionReport:
+    def compress(
+        self, model: nn.Module, context: CompressionContext, **params: Any
+    ) -> CompressionReport:
         p = self.resolve_params(params)
         if not 0.0 <= p["sparsity"] < 1.0:
             raise ValueError(f"random_prune: sparsity must be in [0, 1), got {p['sparsity']}")

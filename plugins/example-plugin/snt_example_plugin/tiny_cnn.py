@@ -26,7 +26,9 @@ class TinyCNN(Backbone):
     family = "cnn"
     defaults = {"width": 16, "depth": 2}
 
-    def build(self, *, num_classes: int, image_size: int, in_chans: int, **params: Any) -> nn.Module:
+    def build(
+        self, *, num_classes: int, image_size: int, in_chans: int, **params: Any
+    ) -> nn.Module:
         p = self.resolve_params(params)
         width = p["width"]
         return nn.Sequential(

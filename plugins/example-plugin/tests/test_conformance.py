@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from snt_example_plugin.random_prune import RandomPrune
 from snt_example_plugin.tiny_cnn import TinyCNN
-
 from snt_search.testing import check_plugin
 
 

@@ -23,7 +23,10 @@ class Cifar10(Dataset):
         try:
             train = CIFAR10(str(root), train=True, download=request.download)
             test = CIFAR10(str(root), train=False, download=request.download)
-        except (OSError, RuntimeError) as exc:  # URLError is an OSError; missing files: RuntimeError
+        except (
+            OSError,
+            RuntimeError,
+        ) as exc:  # URLError is an OSError; missing files: RuntimeError
             raise DataUnavailable(
                 f"dataset 'cifar10': could not load CIFAR-10 from {root} ({exc}). "
                 f"Put the official 'cifar-10-batches-py' folder under --data-dir, let it download "

@@ -48,11 +48,11 @@ class ImageFolderDataset(Dataset):
         def read(folder: ImageFolder) -> tuple[torch.Tensor, torch.Tensor]:
             images = []
             for path, _ in folder.samples:
-                with Image.open(path) as im:
-                    im = im.convert("RGB")
-                    if im.size != (size, size):
-                        im = im.resize((size, size), Image.Resampling.BILINEAR)
-                    images.append(np.asarray(im, dtype=np.uint8))
+                with Image.open(path) as image:
+                    rgb = image.convert("RGB")
+                if rgb.size != (size, size):
+                    rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+                images.append(np.asarray(rgb, dtype=np.uint8))
             labels = torch.tensor([t for _, t in folder.samples], dtype=torch.int64)
             return stack_hwc(images), labels
 

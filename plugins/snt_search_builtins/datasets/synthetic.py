@@ -12,12 +12,20 @@ from snt_search.specs import DataBundle, DataRequest, Dataset
 class Synthetic(Dataset):
     """Generated class-conditional noisy patterns (learnable in a few steps); for tests."""
 
-    defaults = {"num_classes": 4, "train_size": 256, "test_size": 128, "image_size": 32, "noise": 40.0}
+    defaults = {
+        "num_classes": 4,
+        "train_size": 256,
+        "test_size": 128,
+        "image_size": 32,
+        "noise": 40.0,
+    }
 
     def load(self, request: DataRequest, **params: Any) -> DataBundle:
         p = self.resolve_params(params)
         k, size = int(p["num_classes"]), int(p["image_size"])
-        g = torch.Generator().manual_seed(1234)  # the data set itself never changes with the trial seed
+        g = torch.Generator().manual_seed(
+            1234
+        )  # the data set itself never changes with the trial seed
         prototypes = torch.rand(k, 3, size, size, generator=g) * 255
 
         def make(n: int) -> tuple[torch.Tensor, torch.Tensor]:

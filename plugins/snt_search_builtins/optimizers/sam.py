@@ -16,7 +16,7 @@ import torch
 
 from snt_search.specs import Optimizer, PluginError
 
-_BASES: dict[str, type[torch.optim.Optimizer]] = {
+_BASES: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
     "sgd": torch.optim.SGD,
@@ -62,7 +62,7 @@ class SAM(torch.optim.Optimizer):
                 if e is not None:
                     p.sub_(e)
 
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
         if closure is None:
             raise PluginError(
                 "SAM.step needs a closure that recomputes the loss and its gradients "
