@@ -65,13 +65,16 @@ class TensorLoader:
         shape = (1, -1, 1, 1)
         self.mean = torch.tensor(mean, device=self.device).view(shape)
         self.std = torch.tensor(std, device=self.device).view(shape)
-        self.batch_size, self.shuffle, self.augment, self.drop_last = (
-            batch_size,
-            shuffle,
-            augment,
-            drop_last,
-        )
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.augment = augment
+        self.drop_last = drop_last
+        self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Seed this epoch's order and augmentation from (seed, epoch): resumed runs repeat it."""
+        self.generator.manual_seed(self.seed * 100_003 + epoch)
 
     @classmethod
     def from_bundle(cls, data: DataBundle, split: str, **kwargs: object) -> TensorLoader:

@@ -103,3 +103,68 @@ def test_argparse_rejects_malformed_command_lines(
         build_parser().parse_args(argv)
     assert exit_.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_train_command_trains_saves_and_reports(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "train",
+        "--dataset",
+        "synthetic",
+        "--backbone",
+        "mixer_s",
+        "--transform",
+        "snt",
+        "--optimizer",
+        "sam",
+        "--epochs",
+        "2",
+        "--set",
+        "backbone.mixer_s.num_blocks=1",
+        "--set",
+        "backbone.mixer_s.embed_dim=16",
+        "--set",
+        "optimizer.sam.rho=0.1",
+        "--set",
+        "train.augment=false",
+        "--out",
+        "out",
+        "--json",
+    ]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["curve"]) == 2 and out["images_per_s"] > 0 and 0 <= out["test_accuracy"] <= 100
+    assert (
+        out["spec"]["params"]["optimizer"] == {"rho": 0.1}
+        and out["spec"]["train"]["augment"] is False
+    )
+    assert out["transform_report"]["transform"] == "snt"
+    from snt_search.checkpoint import read_metadata
+
+    assert read_metadata(workdir / "out/model.safetensors")["spec"]["plugins"]["transform"] == "snt"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--set", "optimizer.adam.rho=0.1"], "naming a chosen plugin"),
+        (["--set", "train.speed=3"], "unexpected keyword argument 'speed'"),
+        (["--optimizer", "lion"], "no optimizer named 'lion'; available: adam"),
+    ],
+)
+def test_train_command_rejects_bad_settings(
+    extra: list[str], message: str, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "train",
+        "--dataset",
+        "synthetic",
+        "--backbone",
+        "mixer_s",
+        "--optimizer",
+        "sam",
+        *extra,
+    ]
+    assert main(argv) == 2
+    assert message in " ".join(capsys.readouterr().err.split())

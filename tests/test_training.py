@@ -64,7 +64,10 @@ def test_lr_schedule_warms_up_then_decays() -> None:
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert factors[10] == pytest.approx(1.0) and factors[-1] < 0.01
     assert all(a >= b for a, b in zip(factors[10:], factors[11:], strict=False))
-    with pytest.raises(ValueError, match="train.schedule must be 'cosine' or 'constant'"):
+    steps = [lr_factor(s, 100, 0, "step") for s in (0, 49, 50, 74, 75, 99)]
+    assert steps == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+    assert lr_factor(70, 100, 10, "constant") == 1.0
+    with pytest.raises(ValueError, match="train.schedule must be 'cosine', 'step' or 'constant'"):
         lr_factor(0, 10, 0, "step-ish")
 
 
@@ -126,3 +129,47 @@ def test_nan_loss_stops_training_at_once() -> None:
             TrainConfig(epochs=2, batch_size=16),
             seed=0,
         )
+
+
+@pytest.mark.parametrize("name", ["sgd", "adamw", "asam", "gsam"])
+def test_every_optimizer_trains(name: str) -> None:
+    data = bundle(64)
+    model = small_cnn()
+    result = train(model, get_registry().get("optimizer", name), {}, data, TrainConfig(epochs=2, batch_size=32, lr=0.01), seed=0)
+    assert result.curve[-1].loss < result.curve[0].loss * 1.5 and result.images == 128
+
+
+def test_gsam_differs_from_sam_only_by_alpha() -> None:
+    data = bundle(32)
+    cfg = TrainConfig(epochs=1, batch_size=32, lr=0.01, augment=False)
+    registry = get_registry()
+    weights = []
+    for name, hp in (("sam", {}), ("gsam", {"alpha": 0.0}), ("gsam", {"alpha": 0.5})):
+        model = small_cnn()
+        train(model, registry.get("optimizer", name), hp, data, cfg, seed=0)
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.allclose(weights[0], weights[1])  # alpha = 0 is plain SAM
+    assert not torch.allclose(weights[0], weights[2])
+
+
+def test_interrupted_training_resumes_from_its_checkpoint(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data = bundle(64)
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=3e-3)
+    adam = get_registry().get("optimizer", "adam")
+    straight = small_cnn()
+    expected = train(straight, adam, {}, data, cfg, seed=1)
+
+    def stop_after_first(stats) -> None:  # type: ignore[no-untyped-def]
+        if stats.epoch == 1:
+            raise KeyboardInterrupt
+
+    ckpt = tmp_path / "trial.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        train(small_cnn(), adam, {}, data, cfg, seed=1, checkpoint=ckpt, on_epoch=stop_after_first)
+    epochs_run = []
+    resumed_model = small_cnn()
+    resumed = train(resumed_model, adam, {}, data, cfg, seed=1, checkpoint=ckpt, on_epoch=lambda s: epochs_run.append(s.epoch))
+    assert epochs_run == [2, 3]  # epoch 1 was not trained again
+    assert [e.loss for e in resumed.curve] == pytest.approx([e.loss for e in expected.curve], rel=1e-5)
+    for a, b in zip(straight.parameters(), resumed_model.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)

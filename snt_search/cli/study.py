@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
-
-import tomllib
 
 from ..catalog import resolve_space
 from ..driver import StudyOptions, run_study
 from ..registry import get_registry
 from ..storage import DEFAULT_STORAGE
-from ._common import add_json, console, print_json
+from ._common import add_json, console, parse_sets, print_json
 from .pareto import print_front
 
 HELP = "search a space: train, measure lambda_max, compress and score each trial (resumable)"
@@ -84,20 +81,6 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value}")
     return value
-
-
-def parse_sets(items: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs with TOML values (``0.1``, ``true``, ``"adam"``; bare words are strings)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.lr=0.001")
-        try:
-            out[key.strip()] = tomllib.loads(f"v = {text}")["v"]
-        except tomllib.TOMLDecodeError:
-            out[key.strip()] = text
-    return out
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,10 +1,17 @@
-"""Sharpness-Aware Minimization (Foret et al. 2021, arXiv:2010.01412), the paper's "SAM".
+"""Sharpness-Aware Minimization (Foret et al. 2021, arXiv:2010.01412), the paper's "SAM",
+and its adaptive (ASAM) and surrogate-gap-guided (GSAM) variants.
 
 SAM minimises max_{||e|| <= rho} L(w + e): each step takes the gradient g at w, moves to
-w + rho * g / ||g|| (ASAM, Kwon et al. 2021: scaled elementwise by |w|), recomputes the gradient
-there and lets the base optimizer step from w with it. That costs a second forward/backward
-pass (``two_pass = True``): the training loop calls ``step(closure)`` with a closure that runs
-with BatchNorm statistics frozen, so they are updated once per step.
+w + e with e = rho * g / ||g||, recomputes the gradient g_p there and lets the base optimizer
+step from w with it. ASAM (Kwon et al. 2021, arXiv:2102.11600) scales the neighbourhood by |w|
+elementwise, e = rho * w^2 g / ||w g||, so it is invariant to weight rescaling. GSAM (Zhuang et
+al. 2022, arXiv:2203.08065) also steps against the part of g orthogonal to g_p, which lowers
+the surrogate gap L(w + e) - L(w): the update is g_p - alpha * g_orth.
+
+All three cost a second forward/backward pass (``two_pass = True``): the training loop calls
+``step(closure)`` with a closure that runs with BatchNorm statistics frozen, so they are
+updated once per step. Written here rather than taken from pytorch-optimizer so that the three
+variants share one small implementation and the loop's closure contract (frozen BatchNorm).
 """
 
 from __future__ import annotations
@@ -26,10 +33,19 @@ _BASES: dict[str, Callable[..., torch.optim.Optimizer]] = {
 class SAM(torch.optim.Optimizer):
     """Wraps ``base`` (already built on the same params); ``step(closure)`` does both passes."""
 
-    def __init__(self, base: torch.optim.Optimizer, rho: float = 0.05, adaptive: bool = False):
+    def __init__(
+        self,
+        base: torch.optim.Optimizer,
+        rho: float = 0.05,
+        adaptive: bool = False,
+        alpha: float = 0.0,
+    ):
         if rho <= 0:
-            raise PluginError(f"SAM: rho must be > 0, got {rho}")
+            raise PluginError(f"SAM: rho must be > 0, got {rho}; use a plain optimizer for rho = 0")
+        if not 0.0 <= alpha <= 1.0:
+            raise PluginError(f"GSAM: alpha must lie in [0, 1], got {alpha}")
         self.base = base
+        self.alpha = alpha
         super().__init__(base.param_groups, {"rho": rho, "adaptive": adaptive})
         self.param_groups = base.param_groups  # one set of groups: lr schedules reach the base
         for group in self.param_groups:
@@ -53,6 +69,25 @@ class SAM(torch.optim.Optimizer):
                 e = (p.square() if group["adaptive"] else 1.0) * p.grad * scale.to(p)
                 p.add_(e)
                 self.state[p]["e"] = e
+                if self.alpha:
+                    self.state[p]["g"] = p.grad.clone()
+
+    @torch.no_grad()
+    def _gap_guidance(self) -> None:
+        """GSAM: g_p <- g_p - alpha * (g - (g.g_p / |g_p|^2) g_p)."""
+        pairs = [
+            (p.grad, self.state[p].pop("g"))
+            for g in self.param_groups
+            for p in g["params"]
+            if "g" in self.state[p] and p.grad is not None
+        ]
+        if not pairs:
+            return
+        dot = sum((gp * g).sum() for gp, g in pairs)
+        norm2 = sum(gp.square().sum() for gp, _ in pairs)
+        coef = dot / (norm2 + 1e-12)
+        for gp, g in pairs:
+            gp.sub_(self.alpha * (g - coef * gp))
 
     @torch.no_grad()
     def _restore(self) -> None:
@@ -72,12 +107,31 @@ class SAM(torch.optim.Optimizer):
         self.base.zero_grad(set_to_none=True)
         with torch.enable_grad():
             loss = closure()
+        if self.alpha:
+            self._gap_guidance()
         self._restore()
         self.base.step()
         return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.base.zero_grad(set_to_none=set_to_none)
+
+
+def _build(
+    plugin: Optimizer,
+    params: Iterable[torch.nn.Parameter],
+    lr: float,
+    weight_decay: float,
+    hp: dict[str, Any],
+) -> SAM:
+    p = plugin.resolve_params(hp)
+    if p["base"] not in _BASES:
+        raise PluginError(
+            f"optimizer {plugin.name!r}: base must be one of {sorted(_BASES)}, got {p['base']!r}"
+        )
+    extra = {"momentum": p["momentum"]} if p["base"] == "sgd" else {}
+    base = _BASES[p["base"]](params, lr=lr, weight_decay=weight_decay, **extra)
+    return SAM(base, rho=p["rho"], adaptive=p.get("adaptive", False), alpha=p.get("alpha", 0.0))
 
 
 class SAMPlugin(Optimizer):
@@ -89,11 +143,16 @@ class SAMPlugin(Optimizer):
     def build(
         self, params: Iterable[torch.nn.Parameter], *, lr: float, weight_decay: float, **hp: Any
     ) -> torch.optim.Optimizer:
-        p = self.resolve_params(hp)
-        if p["base"] not in _BASES:
-            raise PluginError(
-                f"optimizer {self.name!r}: base must be one of {sorted(_BASES)}, got {p['base']!r}"
-            )
-        extra = {"momentum": p["momentum"]} if p["base"] == "sgd" else {}
-        base = _BASES[p["base"]](params, lr=lr, weight_decay=weight_decay, **extra)
-        return SAM(base, rho=p["rho"], adaptive=p["adaptive"])
+        return _build(self, params, lr, weight_decay, hp)
+
+
+class ASAMPlugin(SAMPlugin):
+    """ASAM (Kwon et al. 2021): scale-invariant adaptive SAM; rho is larger than SAM's."""
+
+    defaults = {"rho": 0.5, "adaptive": True, "base": "adam", "momentum": 0.9}
+
+
+class GSAMPlugin(SAMPlugin):
+    """GSAM (Zhuang et al. 2022): SAM that also lowers the surrogate gap (alpha)."""
+
+    defaults = {"rho": 0.05, "alpha": 0.2, "adaptive": False, "base": "adam", "momentum": 0.9}

@@ -1,0 +1,24 @@
+"""AdamW (Loshchilov & Hutter 2019): Adam with decoupled weight decay."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from snt_search.specs import Optimizer
+
+
+class AdamW(Optimizer):
+    """torch.optim.AdamW (decoupled weight decay)."""
+
+    defaults = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
+
+    def build(
+        self, params: Iterable[torch.nn.Parameter], *, lr: float, weight_decay: float, **hp: Any
+    ) -> torch.optim.Optimizer:
+        p = self.resolve_params(hp)
+        return torch.optim.AdamW(
+            params, lr=lr, weight_decay=weight_decay, betas=(p["beta1"], p["beta2"]), eps=p["eps"]
+        )

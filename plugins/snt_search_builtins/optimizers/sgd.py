@@ -1,0 +1,25 @@
+"""SGD with momentum (optionally Nesterov), the classic CIFAR ResNet optimizer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from snt_search.specs import Optimizer
+
+
+class SGD(Optimizer):
+    """torch.optim.SGD with momentum and optional Nesterov momentum."""
+
+    defaults = {"momentum": 0.9, "nesterov": True}
+
+    def build(
+        self, params: Iterable[torch.nn.Parameter], *, lr: float, weight_decay: float, **hp: Any
+    ) -> torch.optim.Optimizer:
+        p = self.resolve_params(hp)
+        nesterov = p["nesterov"] and p["momentum"] > 0
+        return torch.optim.SGD(
+            params, lr=lr, weight_decay=weight_decay, momentum=p["momentum"], nesterov=nesterov
+        )
