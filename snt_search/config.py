@@ -34,7 +34,7 @@ class SharpnessConfig:
 
     method: str = "lanczos"  # lanczos | power | pyhessian
     samples: int = 512
-    batch_size: int = 256
+    batch_size: int = 64  # per HVP; memory grows with it, the estimate does not depend on it
     max_iter: int = 50
     tol: float = 1e-3
 

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -90,8 +91,13 @@ def run_trial(
     *,
     registry: Registry | None = None,
     on_epoch: Callable[[EpochStats], None] | None = None,
+    checkpoint: Path | None = None,
 ) -> TrialResult:
-    """Run one trial; raise :class:`TrialFailed` with the reason when it cannot be scored."""
+    """Run one trial; raise :class:`TrialFailed` with the reason when it cannot be scored.
+
+    With ``checkpoint`` (a ``.safetensors`` path), training saves there after each epoch and a
+    re-run of the same trial (after its worker was killed) continues from the last epoch.
+    """
     registry = registry or get_registry()
     device = torch.device(spec.device)
     data = load_data(spec, registry)
@@ -109,6 +115,7 @@ def run_trial(
             seed=spec.seed,
             device=device,
             on_epoch=on_epoch,
+            checkpoint=checkpoint,
         )
     except Diverged as exc:
         raise TrialFailed(f"diverged: {exc}") from exc
