@@ -60,6 +60,7 @@ def estimate_lambda_max(
     tol: float = 1e-3,
     seed: int = 0,
     backend: str = "auto",
+    cache_graph: bool | None = None,
 ) -> SharpnessResult:
     """Estimate the top ``top_k`` eigenvalues of the training-loss Hessian.
 
@@ -77,6 +78,8 @@ def estimate_lambda_max(
         seed: seed of the random start vector(s).
         backend: Hessian-vector-product backend (``"auto"``, ``"double_backward"``,
             ``"forward_over_reverse"``); ignored by ``"pyhessian"``.
+        cache_graph: keep first-order graphs between products (``None``: when they fit in
+            half the free memory; see :mod:`.hvp`); ignored by ``"pyhessian"``.
 
     Returns:
         a :class:`SharpnessResult`; check ``converged`` and ``relative_residual``.
@@ -88,9 +91,10 @@ def estimate_lambda_max(
     batches = list(batches)
     start = time.perf_counter()
     with eval_mode(model):
-        hvp = HessianVectorProduct(
-            model, batches, loss_fn, "double_backward" if method == "pyhessian" else backend
-        )
+        if method == "pyhessian":
+            hvp = HessianVectorProduct(model, batches, loss_fn, "double_backward", False)
+        else:
+            hvp = HessianVectorProduct(model, batches, loss_fn, backend, cache_graph)
         if method == "pyhessian":
             ref = pyhessian_eigenvalues(
                 model, batches, loss_fn, top_k=top_k, max_iter=max_iter, tol=tol, seed=seed
@@ -143,6 +147,7 @@ def estimate_trace(
     probes: int = 100,
     seed: int = 0,
     backend: str = "auto",
+    cache_graph: bool | None = None,
 ) -> TraceResult:
     """Estimate ``tr(H)`` of the training-loss Hessian with Hutchinson's method.
 
@@ -153,7 +158,7 @@ def estimate_trace(
     batches = list(batches)
     start = time.perf_counter()
     with eval_mode(model):
-        hvp = HessianVectorProduct(model, batches, loss_fn, backend)
+        hvp = HessianVectorProduct(model, batches, loss_fn, backend, cache_graph)
         mean, stderr = hutchinson(
             hvp, hvp.dim, probes=probes, seed=seed, device=hvp.device, dtype=hvp.dtype
         )

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+import snt_search.sharpness.hvp as hvp_module
 from snt_search.sharpness import (
     BACKENDS,
     HessianVectorProduct,
@@ -127,14 +128,40 @@ def test_auto_backend_falls_back_and_caches() -> None:
     clear_backend_cache()
     torch.manual_seed(0)
     batches = image_batches(n=16)
-    r = estimate_lambda_max(_FuncUnfriendly(), batches, backend="auto", max_iter=3)
+    r = estimate_lambda_max(
+        _FuncUnfriendly(), batches, backend="auto", max_iter=3, cache_graph=False
+    )
     assert r.backend == "double_backward"
     with pytest.raises(RuntimeError):
         estimate_lambda_max(_FuncUnfriendly(), batches, backend="forward_over_reverse")
-    auto = estimate_lambda_max(small_mlp(), batches, backend="auto", max_iter=3)
+    auto = estimate_lambda_max(small_mlp(), batches, max_iter=3, cache_graph=False)
     assert auto.backend in BACKENDS
-    again = estimate_lambda_max(small_mlp(), batches, backend="auto", max_iter=3)
+    again = estimate_lambda_max(small_mlp(), batches, max_iter=3, cache_graph=False)
     assert again.backend == auto.backend
+
+
+def test_graph_cache_is_exact_and_respects_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    model = SmallCNN()
+    batches = image_batches(n=32)
+    cached = estimate_lambda_max(model, batches, tol=1e-5, top_k=2)
+    assert cached.backend == "double_backward+cache"  # tiny graphs always fit
+    plain = estimate_lambda_max(
+        model, batches, tol=1e-5, top_k=2, backend="double_backward", cache_graph=False
+    )
+    assert plain.backend == "double_backward"
+    assert cached.eigenvalues == pytest.approx(plain.eigenvalues, rel=1e-5)
+    assert cached.hvp_count == plain.hvp_count
+    monkeypatch.setattr(hvp_module, "cache_budget_bytes", lambda device: 0)
+    over = estimate_lambda_max(model, batches, backend="double_backward", max_iter=3)
+    assert over.backend == "double_backward"  # does not fit: recomputed per product
+    forced = estimate_lambda_max(model, batches, max_iter=3, cache_graph=True)
+    assert forced.backend == "double_backward+cache"
+    with torch.no_grad():
+        t = estimate_trace(model, batches, probes=3, cache_graph=True)
+    assert t.trace == pytest.approx(
+        estimate_trace(model, batches, probes=3, cache_graph=False).trace, rel=1e-5
+    )
 
 
 def test_works_under_no_grad_and_is_seeded() -> None:
