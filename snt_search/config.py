@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, get_args, get_type_hints
 
-__all__ = ["Budget", "SharpnessConfig", "TrainConfig", "field_types"]
+__all__ = ["Budget", "SharpnessConfig", "SweepConfig", "TrainConfig", "field_types"]
+
+FIG5_SPARSITIES = tuple(round(0.1 * i, 1) for i in range(10))  # 0.0 .. 0.9, paper Fig. 5
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,14 @@ class SharpnessConfig:
     batch_size: int = 64  # per HVP; memory grows with it, the estimate does not depend on it
     max_iter: int = 50
     tol: float = 1e-3
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """An accuracy-vs-sparsity curve per trial (paper Fig. 5), from a pruning compressor."""
+
+    compressor: str = "magnitude_prune"
+    sparsities: tuple[float, ...] = FIG5_SPARSITIES
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .compression import sweep
 from .data import TensorLoader, normalize
 from .registry import Registry, get_registry
 from .sharpness import draw_batches, estimate_lambda_max
@@ -167,8 +168,26 @@ def run_trial(
     )
     compress_report = compressor.compress(compressed, context, **spec.params.get("compressor", {}))
     compressed_accuracy = evaluate(compressed, test_loader)
+    reports: dict[str, Any] = {
+        "transform": transform_report,
+        "sharpness": sharp.as_dict(),
+        "compression": compress_report.as_dict(),
+    }
+    metrics: dict[str, float] = {}
+    if spec.sweep is not None:
+        pruner = registry.get("compressor", spec.sweep.compressor)
+        assert isinstance(pruner, Compressor)
+        curve = sweep(
+            model, pruner, context, lambda m: evaluate(m, test_loader), spec.sweep.sparsities
+        )
+        reports["sweep"] = {"compressor": spec.sweep.compressor, **curve.as_dict()}
+        metrics.update(
+            sweep_auc=curve.auc,
+            sweep_mean_accuracy=curve.mean_accuracy,
+            sweep_accuracy_drop=base_accuracy - curve.mean_accuracy,
+        )
 
-    metrics = {
+    metrics |= {
         "base_accuracy": base_accuracy,
         "compressed_accuracy": compressed_accuracy,
         "accuracy_drop": base_accuracy - compressed_accuracy,
@@ -178,15 +197,7 @@ def run_trial(
         "sharpness_time_s": sharpness_s,
         "n_params": float(n_params),
     }
-    return TrialResult(
-        metrics=metrics,
-        curve=trained.curve_dicts(),
-        reports={
-            "transform": transform_report,
-            "sharpness": sharp.as_dict(),
-            "compression": compress_report.as_dict(),
-        },
-    )
+    return TrialResult(metrics=metrics, curve=trained.curve_dicts(), reports=reports)
 
 
 def _normalized_sample(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Budget, SharpnessConfig, TrainConfig, field_types
+from .config import Budget, SharpnessConfig, SweepConfig, TrainConfig, field_types
 from .registry import Registry
 from .specs import KINDS
 
@@ -34,8 +34,11 @@ METRICS = {
     "base_accuracy": "maximize",
     "compressed_accuracy": "maximize",
     "train_time_s": "minimize",
+    "sweep_auc": "maximize",  # these three need a [sweep] section
+    "sweep_mean_accuracy": "maximize",
+    "sweep_accuracy_drop": "minimize",
 }
-_SECTIONS = {"study", "objectives", "plugins", "params", "sharpness", "budgets"}
+_SECTIONS = {"study", "objectives", "plugins", "params", "sharpness", "budgets", "sweep"}
 
 
 class SpaceError(ValueError):
@@ -73,12 +76,13 @@ class Space:
     params: dict[str, Dimension]
     sharpness: SharpnessConfig
     budgets: dict[str, Budget]
+    sweep: SweepConfig | None = None
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
         """Hash of what the space searches; a resumed study must have been made from it."""
-        keep = {k: self.raw.get(k) for k in ("objectives", "plugins", "params")}
+        keep = {k: self.raw.get(k) for k in ("objectives", "plugins", "params", "sharpness", "sweep")}
         return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[
             :16
         ]
@@ -114,6 +118,17 @@ class Space:
                         f"{self.path}: [plugins] {kind} = {name!r} is not an installed {kind}; "
                         f"available: {', '.join(registry.names(kind)) or '(none)'}"
                     )
+        if self.sweep is not None:
+            if self.sweep.compressor not in registry.names("compressor"):
+                raise SpaceError(
+                    f"{self.path}: [sweep] compressor {self.sweep.compressor!r} is not installed; "
+                    f"available: {', '.join(registry.names('compressor'))}"
+                )
+            if "sparsity" not in registry.get("compressor", self.sweep.compressor).defaults:
+                raise SpaceError(
+                    f"{self.path}: [sweep] compressor {self.sweep.compressor!r} has no 'sparsity' "
+                    f"parameter; sweep a pruning compressor such as 'magnitude_prune' or 'imp'"
+                )
         for key, dim in self.params.items():
             expected = _param_type(key, self, registry)
             values = dim.choices or ((dim.value,) if dim.fixed else (dim.low, dim.high))
@@ -187,6 +202,12 @@ def _parse(raw: dict[str, Any], path: Path) -> Space:
             )
 
     sharpness = _dataclass(SharpnessConfig, _table(raw, "sharpness", path), "[sharpness]", fail)
+    sweep = _sweep(raw, path, fail)
+    needs_sweep = sorted(m for m in objectives if m.startswith("sweep_"))
+    if needs_sweep and sweep is None:
+        raise fail(
+            f"[objectives] {needs_sweep[0]} needs a [sweep] section (compressor, sparsities)"
+        )
     budgets_raw = _table(raw, "budgets", path)
     if not budgets_raw:
         raise fail("[budgets] needs at least one budget, e.g. [budgets.smoke] epochs = 1")
@@ -206,7 +227,26 @@ def _parse(raw: dict[str, Any], path: Path) -> Space:
         params=params,
         sharpness=sharpness,
         budgets=budgets,
+        sweep=sweep,
         raw=raw,
+    )
+
+
+def _sweep(raw: dict[str, Any], path: Path, fail: Any) -> SweepConfig | None:
+    if "sweep" not in raw:
+        return None
+    table = dict(_table(raw, "sweep", path))
+    extra = sorted(set(table) - {"compressor", "sparsities"})
+    if extra:
+        raise fail(f"[sweep] unknown key {extra[0]!r}; allowed: compressor, sparsities")
+    values = table.get("sparsities", list(SweepConfig.sparsities))
+    ok = isinstance(values, list) and len(values) >= 2
+    if not ok or not all(isinstance(v, int | float) and 0 <= v < 1 for v in values):
+        raise fail(f"[sweep] sparsities must be a list of >= 2 numbers in [0, 1), got {values!r}")
+    if not isinstance(table.get("compressor", "magnitude_prune"), str):
+        raise fail(f"[sweep] compressor must be a plugin name, got {table['compressor']!r}")
+    return SweepConfig(
+        str(table.get("compressor", "magnitude_prune")), tuple(float(v) for v in values)
     )
 
 

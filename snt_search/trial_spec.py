@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from .config import Budget, SharpnessConfig, TrainConfig, field_types
+from .config import Budget, SharpnessConfig, SweepConfig, TrainConfig, field_types
 from .space import Dimension, Space
 from .specs import KINDS
 
@@ -40,6 +40,7 @@ class TrialSpec:
     train: TrainConfig = field(default_factory=TrainConfig)
     sharpness: SharpnessConfig = field(default_factory=SharpnessConfig)
     budget: Budget = field(default_factory=Budget)
+    sweep: SweepConfig | None = None
     seed: int = 0
     data_dir: Path | None = None
     download: bool = True
@@ -86,6 +87,7 @@ def sample(
         train=TrainConfig(**_coerce_train(train_values)),
         sharpness=sharp,
         budget=budget,
+        sweep=space.sweep,
         seed=space.seed,
         data_dir=data_dir,
         download=download,

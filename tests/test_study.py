@@ -110,6 +110,20 @@ def test_divergence_is_a_failed_trial_not_a_result(tiny_space: Path, workdir: Pa
     assert "diverged" in trial.user_attrs["fail_reason"]
 
 
+def test_sweep_curve_is_recorded_and_can_be_the_objective(tiny_space: Path, workdir: Path) -> None:
+    text = tiny_space.read_text().replace('accuracy_drop = "minimize"', 'sweep_accuracy_drop = "minimize"')
+    text += '\n[sweep]\ncompressor = "magnitude_prune"\nsparsities = [0.0, 0.5, 0.9]\n'
+    tiny_space.write_text(text)
+    outcome = run_study(load_space(tiny_space), StudyOptions(n_trials=1, show_progress=False))
+    assert outcome.finished == 1
+    trial = optuna.load_study(study_name="tiny", storage="sqlite:///snt-search.db").trials[0]
+    curve = trial.user_attrs["sweep_report"]
+    assert curve["compressor"] == "magnitude_prune" and len(curve["accuracies"]) == 3
+    assert curve["sparsities"] == pytest.approx([0.0, 0.5, 0.9], abs=0.02)
+    assert curve["accuracies"][0] == pytest.approx(trial.user_attrs["base_accuracy"])  # 0% = unpruned
+    assert trial.values[1] == pytest.approx(trial.user_attrs["base_accuracy"] - curve["mean_accuracy"])
+
+
 def test_journal_storage(tiny_space: Path, workdir: Path) -> None:
     outcome = run_study(
         load_space(tiny_space),
