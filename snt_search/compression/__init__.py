@@ -1,8 +1,10 @@
-"""Helpers shared by the compressor plugins (pruning now; quantization and sweeps follow).
+"""Helpers shared by the compressor plugins (SNT paper, Sec. 2.1 and 5.2; Tables 2-3, Fig. 5).
 
-SNT paper, Sec. 2.1 and 5.2: one-shot and iterative magnitude pruning, post-training and
-quantization-aware quantization. The plugins in ``snt_search_builtins.compressors`` are thin
-wrappers around these functions; see ``docs/compressors.md``.
+Re-exported here: magnitude pruning (:mod:`.pruning`) and the accuracy-vs-sparsity sweep of
+Fig. 5 (:mod:`.sweep`). Import the rest from their modules: simulated quantization
+(:mod:`.quant`), two-sided PACT clipping (:mod:`.pact`) and ViT token pruning/merging
+(:mod:`.tokens`). The plugins in ``snt_search_builtins.compressors`` are thin wrappers around
+these functions; see ``docs/compressors.md``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ __all__ = [
     "SCHEDULES",
     "SCOPES",
     "PruneTarget",
+    "SweepResult",
     "check_sparsity",
     "make_permanent",
     "measure_sparsity",
@@ -34,5 +37,4 @@ __all__ = [
     "prune_to",
     "sparsity_schedule",
     "sweep",
-    "SweepResult",
 ]

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from snt_search.layers import LBiasPReLU
 from snt_search.registry import Registry
 from snt_search.specs import CompressionContext, Compressor
 
@@ -128,20 +129,6 @@ def get_compressor(registry: Registry, name: str) -> Compressor:
     return plugin
 
 
-class BiasPReLU(nn.Module):
-    """The learnable-bias PReLU of the SNT paper, Eq. 1 (test double; negative outputs)."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.gamma = nn.Parameter(torch.zeros(channels))
-        self.zeta = nn.Parameter(torch.zeros(channels))
-        self.beta = nn.Parameter(torch.full((channels,), 0.25))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = x - self.gamma
-        return torch.where(z > 0, z, self.beta * z) + self.zeta
-
-
 def _digits(
     act: Callable[[int], nn.Module], epochs: int
 ) -> tuple[nn.Module, CompressionContext, Callable[[nn.Module], float]]:
@@ -193,5 +180,5 @@ def digits_model(
 
 @pytest.fixture
 def snt_digits_model() -> tuple[nn.Module, CompressionContext]:
-    model, ctx, _ = _digits(BiasPReLU, epochs=3)
+    model, ctx, _ = _digits(lambda c: LBiasPReLU(c, channel_dim=-1), epochs=3)
     return model, ctx
