@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import Budget, SharpnessConfig, SweepConfig, TrainConfig, field_types
+from .constraints import Constraint, parse_constraints
+from .early_stop import EarlyStop, parse_early_stop
 from .registry import Registry
 from .specs import KINDS
 
@@ -39,6 +41,7 @@ METRICS = {
     "sweep_accuracy_drop": "minimize",
 }
 _SECTIONS = {"study", "objectives", "plugins", "params", "sharpness", "budgets", "sweep"}
+_SECTIONS |= {"early_stop", "constraints"}  # see early_stop.py and constraints.py
 
 
 class SpaceError(ValueError):
@@ -78,6 +81,8 @@ class Space:
     budgets: dict[str, Budget]
     sweep: SweepConfig | None = None
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
+    early_stop: EarlyStop | None = None  # [early_stop]: stop hopeless trials (early_stop.py)
+    constraints: tuple[Constraint, ...] = ()  # [constraints]: bounds on metrics (constraints.py)
 
     @property
     def fingerprint(self) -> str:
@@ -229,6 +234,8 @@ def _parse(raw: dict[str, Any], path: Path) -> Space:
         budgets=budgets,
         sweep=sweep,
         raw=raw,
+        early_stop=parse_early_stop(raw.get("early_stop"), fail),
+        constraints=parse_constraints(raw.get("constraints"), METRICS, fail),
     )
 
 
