@@ -1,0 +1,331 @@
+"""The report's pictures, as plotly figures (``None`` when a study has nothing to draw).
+
+Each function reads a :class:`~snt_search.report.data.StudyData` and returns a
+``plotly.graph_objects.Figure``. Groups (transform x optimizer) keep one colour in every
+figure; hovering a point names its trial. Axes of lambda_max turn logarithmic when the values
+span more than 30x (the paper's Table 3 spans 2.4 to 1417). plotly is imported lazily: without
+it, :func:`require_plotly` says what to install.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from .data import StudyData, TrialRow, finite
+from .stats import Correlation
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+__all__ = [
+    "compression_figure",
+    "cost_figure",
+    "front_figure",
+    "require_plotly",
+    "sharpness_figure",
+    "training_figure",
+]
+
+PALETTE = (
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
+    "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+)  # fmt: skip
+LABELS = {
+    "lambda_max": "λ_max (top Hessian eigenvalue)",
+    "accuracy_drop": "accuracy drop (points)",
+    "compressed_accuracy": "accuracy after compression (%)",
+    "base_accuracy": "accuracy before compression (%)",
+}
+
+
+def require_plotly() -> Any:
+    """``plotly.graph_objects``, or ImportError saying how to install plotly."""
+    try:
+        import plotly.graph_objects as go
+    except ImportError as exc:  # pragma: no cover - plotly is a test dependency
+        raise ImportError(
+            "snt-search report draws its figures with plotly, which is not installed; "
+            "fix: pip install 'snt-search[report]' (or pip install plotly)"
+        ) from exc
+    return go
+
+
+def colors(data: StudyData) -> dict[str, str]:
+    """Group -> colour, stable for a study (groups in :meth:`StudyData.groups` order)."""
+    names = list(data.groups(data.trials))
+    return {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(names)}
+
+
+def front_figure(data: StudyData) -> go.Figure | None:
+    """Finished trials in the plane of the first two objectives, the front joined by a line."""
+    if len(data.objectives) < 2:
+        return None
+    go = require_plotly()
+    x_name, y_name = data.objectives[:2]
+    rows = [r for r in data.finished if r.values is not None and finite(*r.values[:2])]
+    if not rows:
+        return None
+    fig = go.Figure()
+    palette = colors(data)
+    for group, members in data.groups(rows).items():
+        fig.add_trace(
+            go.Scatter(
+                x=[r.values[0] for r in members if r.values],
+                y=[r.values[1] for r in members if r.values],
+                mode="markers",
+                name=group,
+                marker={
+                    "color": palette[group],
+                    "size": [13 if r.on_front else 8 for r in members],
+                    "line": {"width": [2 if r.on_front else 0 for r in members], "color": "black"},
+                },
+                text=[_hover(r) for r in members],
+                hovertemplate="%{text}<extra></extra>",
+            )
+        )
+    front = sorted((r for r in rows if r.on_front), key=lambda r: r.values[0] if r.values else 0)
+    fig.add_trace(
+        go.Scatter(
+            x=[r.values[0] for r in front if r.values],
+            y=[r.values[1] for r in front if r.values],
+            mode="lines",
+            name="Pareto front",
+            line={"color": "black", "dash": "dot", "shape": "hv"},
+            hoverinfo="skip",
+        )
+    )
+    _layout(fig, "Pareto front (outlined points; lower-left is better)", x_name, y_name)
+    _log_if_wide(fig, [r.values[0] for r in rows if r.values], axis="x")
+    return fig
+
+
+def sharpness_figure(data: StudyData, corr: Correlation) -> go.Figure | None:
+    """lambda_max against accuracy drop, one point per finished trial with finite values."""
+    go = require_plotly()
+    rows = _finite_rows(data.finished, "lambda_max", "accuracy_drop")
+    if not rows:
+        return None
+    fig = go.Figure()
+    palette = colors(data)
+    for group, members in data.groups(rows).items():
+        fig.add_trace(
+            go.Scatter(
+                x=[r.metric("lambda_max") for r in members],
+                y=[r.metric("accuracy_drop") for r in members],
+                mode="markers",
+                name=group,
+                marker={
+                    "color": palette[group],
+                    "size": 10,
+                    "symbol": [
+                        "circle-open" if r.sharpness.get("converged") is False else "circle"
+                        for r in members
+                    ],
+                },
+                text=[_hover(r) for r in members],
+                hovertemplate="%{text}<extra></extra>",
+            )
+        )
+    _layout(
+        fig,
+        f"Sharpness vs accuracy drop: Spearman {corr.describe()}",
+        "lambda_max",
+        "accuracy_drop",
+    )
+    _log_if_wide(fig, [r.metric("lambda_max") for r in rows], axis="x")
+    return fig
+
+
+def compression_figure(data: StudyData) -> go.Figure | None:
+    """Accuracy-vs-compression curves per group when trials carry them, else drop per group.
+
+    Curves come from each trial's sweep (a ``sweep`` attribute or ``compression_report``'s);
+    failing that, from trials of one group compressed to two or more levels (mean accuracy
+    per level). Otherwise: accuracy drop per group as box plots with every trial shown.
+    """
+    go = require_plotly()
+    palette = colors(data)
+    fig = go.Figure()
+    swept = [r for r in data.finished if r.sweep is not None]
+    if swept:
+        shown: set[str] = set()
+        for r in swept:
+            assert r.sweep is not None
+            fig.add_trace(
+                go.Scatter(
+                    x=list(r.sweep.xs),
+                    y=list(r.sweep.ys),
+                    mode="lines+markers",
+                    name=r.group,
+                    legendgroup=r.group,
+                    showlegend=r.group not in shown,
+                    line={"color": palette[r.group]},
+                    hovertemplate=f"trial {r.number}<br>%{{x:.2f}}: %{{y:.2f}}%<extra>{r.group}</extra>",
+                )
+            )
+            shown.add(r.group)
+        x_name = swept[0].sweep.x if swept[0].sweep else "level"
+        _layout(fig, f"Accuracy vs {x_name} (one line per trial)", x_name, "accuracy (%)")
+        return fig
+    curves = level_curves(data)
+    if curves:
+        for group, (_, xs, ys) in curves.items():
+            fig.add_trace(
+                go.Scatter(
+                    x=xs, y=ys, mode="lines+markers", name=group, line={"color": palette[group]}
+                )
+            )
+        x_name = next(iter(curves.values()))[0]
+        _layout(
+            fig, f"Accuracy vs {x_name} (mean over trials per level)", x_name, "compressed_accuracy"
+        )
+        return fig
+    rows = _finite_rows(data.finished, "accuracy_drop")
+    if not rows:
+        return None
+    for group, members in data.groups(rows).items():
+        fig.add_trace(
+            go.Box(
+                y=[r.metric("accuracy_drop") for r in members],
+                name=group,
+                boxpoints="all",
+                jitter=0.4,
+                pointpos=0,
+                marker={"color": palette[group], "size": 8},
+                text=[_hover(r) for r in members],
+                hovertemplate="%{text}<extra></extra>",
+            )
+        )
+    _layout(fig, "Accuracy drop per group (each dot a trial)", "", "accuracy_drop")
+    fig.update_layout(showlegend=False)
+    return fig
+
+
+def level_curves(data: StudyData) -> dict[str, tuple[str, list[float], list[float]]]:
+    """Group -> (axis, levels, mean compressed accuracy) for groups with >= 2 levels."""
+    out: dict[str, tuple[str, list[float], list[float]]] = {}
+    for group, members in data.groups(_finite_rows(data.finished, "compressed_accuracy")).items():
+        by_level: dict[tuple[str, float], list[float]] = {}
+        for r in members:
+            point = r.compression_point()
+            acc = r.metric("compressed_accuracy")
+            if point and acc is not None:
+                by_level.setdefault((point[0], round(point[1], 2)), []).append(acc)
+        axes = {k[0] for k in by_level}
+        if len(by_level) >= 2 and len(axes) == 1:
+            levels = sorted(by_level)
+            out[group] = (
+                levels[0][0],
+                [k[1] for k in levels],
+                [sum(by_level[k]) / len(by_level[k]) for k in levels],
+            )
+    return out
+
+
+def cost_figure(data: StudyData) -> go.Figure | None:
+    """Training throughput (images/s) and wall time per group, side by side."""
+    go = require_plotly()
+    from plotly.subplots import make_subplots
+
+    rows = _finite_rows(data.finished, "images_per_s")
+    if not rows:
+        return None
+    palette = colors(data)
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=("training throughput (images/s, higher is cheaper)", "training time (s)"),
+    )
+    for group, members in data.groups(rows).items():
+        for col, metric in ((1, "images_per_s"), (2, "train_time_s")):
+            fig.add_trace(
+                go.Box(
+                    y=[r.metric(metric) for r in members],
+                    name=group,
+                    boxpoints="all",
+                    pointpos=0,
+                    jitter=0.4,
+                    marker={"color": palette[group], "size": 7},
+                    showlegend=False,
+                    text=[_hover(r) for r in members],
+                    hovertemplate="%{text}<br>%{y:.4g}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_layout(
+        title="Training cost per group", height=440, margin={"t": 80}, template="plotly_white"
+    )
+    fig.update_yaxes(rangemode="tozero")
+    return fig
+
+
+def training_figure(data: StudyData) -> go.Figure | None:
+    """Test accuracy per epoch of every finished trial that trained two epochs or more."""
+    go = require_plotly()
+    rows = [r for r in data.finished if len(r.curve) >= 2]
+    if not rows:
+        return None
+    palette = colors(data)
+    fig = go.Figure()
+    shown: set[str] = set()
+    for r in rows:
+        fig.add_trace(
+            go.Scatter(
+                x=[c.get("epoch") for c in r.curve],
+                y=[c.get("test_accuracy") for c in r.curve],
+                mode="lines",
+                name=r.group,
+                legendgroup=r.group,
+                showlegend=r.group not in shown,
+                line={"color": palette[r.group]},
+                hovertemplate=f"trial {r.number}: epoch %{{x}}, %{{y:.2f}}%<extra></extra>",
+            )
+        )
+        shown.add(r.group)
+    _layout(fig, "Test accuracy during training", "epoch", "test accuracy (%)")
+    return fig
+
+
+def _finite_rows(rows: Iterable[TrialRow], *metrics: str) -> list[TrialRow]:
+    return [r for r in rows if finite(*(r.metric(m) for m in metrics))]
+
+
+def _hover(r: TrialRow) -> str:
+    parts = [f"trial {r.number}: {r.group}"]
+    for m in ("lambda_max", "accuracy_drop", "base_accuracy", "compressed_accuracy"):
+        v = r.metric(m)
+        if v is not None:
+            parts.append(f"{m} = {v:.4g}")
+    return "<br>".join(parts)
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str) -> None:
+    fig.update_layout(
+        title=title,
+        xaxis_title=LABELS.get(x, x),
+        yaxis_title=LABELS.get(y, y),
+        height=460,
+        template="plotly_white",
+        legend={"title": "transform + optimizer"},
+        margin={"t": 70},
+    )
+
+
+def _log_if_wide(fig: go.Figure, values: Iterable[float | None], *, axis: str) -> None:
+    """A log axis with ticks at 1, 2, 5 x 10^k when ``values`` span more than 30x."""
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if not vals or min(vals) <= 0 or max(vals) / min(vals) <= 30:
+        return
+    low, high = math.floor(math.log10(min(vals))), math.ceil(math.log10(max(vals)))
+    ticks = [m * 10.0**k for k in range(low, high + 1) for m in (1, 2, 5)]
+    ticks = [t for t in ticks if min(vals) / 2 <= t <= max(vals) * 2]
+    fig.update_layout(
+        {
+            f"{axis}axis_type": "log",
+            f"{axis}axis_tickvals": ticks,
+            f"{axis}axis_ticktext": [f"{t:g}" for t in ticks],
+        }
+    )
