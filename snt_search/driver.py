@@ -1,48 +1,98 @@
-"""The local driver: an Optuna multi-objective study over a space, resumable by name.
+"""The driver: an Optuna multi-objective study over a space, resumable, in one or N processes.
 
-``run_study`` opens (or resumes) the study ``study_name`` in ``storage``, runs trials until
-``n_trials`` of them have finished (complete or failed with a reason), and returns the Pareto
-front. Each trial stores its configuration, metrics, curve and reports as trial attributes,
-so optuna-dashboard and ``snt-search pareto`` show everything the terminal did. A trial that
-fails (diverged, NaN lambda_max, a plugin refusing the model) is recorded as FAIL with
-``fail_reason`` and the study goes on.
+``run_study`` opens (or resumes) the study ``study_name`` in ``storage`` and runs trials until
+``n_trials`` of them have *finished*: COMPLETE, PRUNED (early-stopped) or FAIL with a
+``fail_reason`` (diverged, NaN lambda_max, a plugin refusing the model, an unexpected error).
+A trial whose worker died (Ctrl-C, ``kill -9``) is not finished: it is re-queued with the same
+parameters and resumes from its last per-epoch checkpoint, ``<out>/checkpoints/``.
+
+With ``workers=N`` the missing trials are split over N spawned processes sharing the storage
+(see :mod:`snt_search.workers`); any number of such commands on any number of machines may
+share one study: each worker stops once the study has ``n_trials`` finished trials (a few more
+can finish when workers race for the last ones).
+
+Everything a trial measured is stored as its user attributes (configuration, metrics, the
+per-epoch curve, reports, the sparsity sweep when present), and the study keeps its Pareto
+front (``pareto_front``) and hypervolume history (``hypervolume_history``) as study user
+attributes, so optuna-dashboard and ``snt-search pareto`` show everything the terminal did.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import math
+import os
+import re
+import socket
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
+from optuna.trial import TrialState
 
+from . import hypervolume
+from .checkpoint import read_metadata
+from .constraints import constraint_values
+from .early_stop import EarlyStopped, front_floor
 from .pareto import front_rows, write_front
 from .pipeline import TrialFailed, run_trial
 from .progress import StudyProgress
 from .registry import Registry, get_registry
 from .space import Space, SpaceError
 from .specs import PluginError
-from .storage import DEFAULT_STORAGE, open_storage
+from .storage import DEFAULT_STORAGE, GRACE_S, HEARTBEAT_S, open_storage
+from .training import EpochStats
 from .trial_spec import TrialSpec, sample
+from .workers import run_workers, split, threads_per_worker
 
-__all__ = ["StudyOptions", "StudyOutcome", "make_sampler", "open_study", "run_study"]
+__all__ = [
+    "StudyAborted",
+    "StudyOptions",
+    "StudyOutcome",
+    "finished_counts",
+    "make_sampler",
+    "open_study",
+    "record_study",
+    "run_study",
+    "run_worker",
+]
+
+MAX_UNEXPECTED_IN_A_ROW = 3  # unexpected errors in a row that stop a worker (a bug, not a config)
+RESUME_HINT = "run the same command again to resume"
+
+
+class StudyAborted(RuntimeError):
+    """A worker stopped because trials keep failing in a way that is not the trials' fault."""
 
 
 @dataclass(frozen=True)
 class StudyOptions:
-    """How to run a space: where to store it, how many trials, which budget and device."""
+    """How to run a space: where to store it, how many trials, workers, budget and device."""
 
     budget: str = "smoke"
-    n_trials: int = 4
+    n_trials: int = 4  # finished trials the study should have, all workers together
     storage: str = DEFAULT_STORAGE
-    study_name: str | None = None
-    out_dir: Path | None = None
+    study_name: str | None = None  # default: the space's name
+    out_dir: Path | None = None  # default: runs/<study name>
     data_dir: Path | None = None
     download: bool = True
     device: str = "cpu"
     show_progress: bool = True
+    workers: int = 1  # processes; 1 runs in this process
+    heartbeat_s: int = HEARTBEAT_S
+    grace_s: int = GRACE_S
+
+    def name(self, space: Space) -> str:
+        return self.study_name or space.name
+
+    def out(self, study_name: str) -> Path:
+        return self.out_dir or Path("runs") / study_name
 
 
 @dataclass
@@ -50,15 +100,21 @@ class StudyOutcome:
     study_name: str
     storage: str
     ran: int
-    finished: int
-    failed: int
+    finished: int  # COMPLETE trials in the whole study
+    failed: int  # FAIL with a reason (counts towards n_trials, never on the front)
+    pruned: int = 0  # early-stopped (counts towards n_trials, never on the front)
     front: list[dict[str, Any]] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # workers that did not end normally
 
 
-def make_sampler(space: Space) -> optuna.samplers.BaseSampler:
-    """The sampler the space names, seeded with the space's seed."""
-    seed = space.seed
+def make_sampler(space: Space, stream: int = 0) -> optuna.samplers.BaseSampler:
+    """The sampler the space names, seeded from the space's seed and ``stream``.
+
+    Workers (and resumed runs) pass distinct ``stream`` numbers so that they do not draw the
+    same parameters; ``stream=0`` gives the same sequence every time.
+    """
+    seed = int(np.random.SeedSequence([space.seed, stream]).generate_state(1)[0])
     if space.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
     if space.sampler == "tpe":
@@ -68,15 +124,17 @@ def make_sampler(space: Space) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def open_study(space: Space, options: StudyOptions) -> optuna.Study:
+def open_study(space: Space, options: StudyOptions, *, stream: int = 0) -> optuna.Study:
     """Create the study or resume it; refuse to mix a different space or budget into it."""
-    name = options.study_name or space.name
+    name = options.name(space)
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(
-        storage=open_storage(options.storage),
+        storage=open_storage(
+            options.storage, heartbeat_s=options.heartbeat_s, grace_s=options.grace_s
+        ),
         study_name=name,
         directions=[optuna.study.StudyDirection[d.upper()] for d in space.objectives.values()],
-        sampler=make_sampler(space),
+        sampler=make_sampler(space, stream),
         load_if_exists=True,
     )
     identity = {"space_fingerprint": space.fingerprint, "budget": options.budget}
@@ -97,13 +155,38 @@ def open_study(space: Space, options: StudyOptions) -> optuna.Study:
     return study
 
 
-def _finished(study: optuna.Study) -> tuple[int, int]:
-    trials = study.get_trials(deepcopy=False)
-    done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
-    failed = sum(
-        t.state == optuna.trial.TrialState.FAIL and "fail_reason" in t.user_attrs for t in trials
-    )
-    return done, failed
+def finished_counts(study: optuna.Study) -> dict[str, int]:
+    """``complete``, ``pruned``, ``failed`` (FAIL with a reason) and their ``total``."""
+    counts = {"complete": 0, "pruned": 0, "failed": 0}
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.COMPLETE:
+            counts["complete"] += 1
+        elif t.state == TrialState.PRUNED:
+            counts["pruned"] += 1
+        elif t.state == TrialState.FAIL and "fail_reason" in t.user_attrs:
+            counts["failed"] += 1
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def record_study(study: optuna.Study, _trial: optuna.trial.FrozenTrial | None = None) -> None:
+    """Store the Pareto front and the hypervolume history as study user attributes.
+
+    Each call recomputes both from all trials, so concurrent workers cannot leave them
+    inconsistent: the last writer stores the latest state. The history keeps only the trials
+    that changed the hypervolume (``[[trial, hv], ...]``) so it stays small.
+    """
+    try:
+        study.set_user_attr("pareto_front", [r["trial"] for r in front_rows(study)])
+        history, reference = hypervolume.history(study)
+        steps: list[list[float]] = []
+        for point in history:
+            if not steps or point["hypervolume"] != steps[-1][1]:
+                steps.append([point["trial"], point["hypervolume"]])
+        study.set_user_attr("hypervolume_history", steps)
+        study.set_user_attr("hypervolume_reference", reference)
+    except Exception as exc:  # bookkeeping must never stop a study; trials hold the truth
+        logging.getLogger(__name__).warning("could not store the Pareto front: %s", exc)
 
 
 def run_study(
@@ -113,63 +196,247 @@ def run_study(
     registry: Registry | None = None,
     runner: Callable[..., Any] = run_trial,
 ) -> StudyOutcome:
-    """Run (or resume) ``space`` until ``options.n_trials`` trials have finished."""
+    """Run (or resume) ``space`` until ``options.n_trials`` trials have finished.
+
+    ``runner`` stands in for :func:`~snt_search.pipeline.run_trial` (tests); with
+    ``workers > 1`` it must be picklable (a module-level function).
+    """
+    if options.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {options.workers}")
     registry = registry or get_registry()
     space.check(registry)
-    budget = space.budget(options.budget)
+    space.budget(options.budget)
     study = open_study(space, options)
-    done, failed = _finished(study)
-    remaining = max(options.n_trials - done - failed, 0)
-    objectives = list(space.objectives)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # count (and re-queue) trials of dead workers
+    before = finished_counts(study)
+    remaining = max(options.n_trials - before["total"], 0)
+    problems: list[str] = []
+    with StudyProgress(remaining, space.objectives, enabled=options.show_progress) as progress:
+        if remaining and options.workers == 1:
+            run_worker(
+                space, options, remaining, registry=registry, runner=runner, progress=progress
+            )
+        elif remaining:
+            shares = split(remaining, options.workers)
+            stream0 = len(study.get_trials(deepcopy=False)) + 1
+            exits = run_workers(
+                _worker_entry,
+                [(space, options, q, runner, stream0 + i) for i, q in enumerate(shares)],
+                threads=threads_per_worker(len(shares)),
+                poll=lambda: progress.show_study(study, before["total"]),
+            )
+            problems = [e.describe() for e in exits if not e.ok]
+    after = finished_counts(study)
+    record_study(study)
+    rows = front_rows(study)
+    files = write_front(rows, options.out(study.study_name))
+    return StudyOutcome(
+        study_name=study.study_name,
+        storage=options.storage,
+        ran=after["total"] - before["total"],
+        finished=after["complete"],
+        failed=after["failed"],
+        pruned=after["pruned"],
+        front=rows,
+        files=files,
+        problems=problems,
+    )
 
-    def objective(trial: optuna.Trial) -> list[float]:
+
+def _worker_entry(
+    space: Space, options: StudyOptions, quota: int, runner: Callable[..., Any], stream: int
+) -> None:
+    """What a spawned worker runs (module level, so it pickles)."""
+    run_worker(space, options, quota, runner=runner, stream=stream)
+
+
+def run_worker(
+    space: Space,
+    options: StudyOptions,
+    quota: int,
+    *,
+    registry: Registry | None = None,
+    runner: Callable[..., Any] = run_trial,
+    progress: StudyProgress | None = None,
+    stream: int | None = None,
+) -> int:
+    """Run up to ``quota`` trials of the (existing) study; return how many ran.
+
+    Stops early once the study has ``options.n_trials`` finished trials (other workers count),
+    and raises :class:`StudyAborted` after ``MAX_UNEXPECTED_IN_A_ROW`` unexpected errors.
+    """
+    registry = registry or get_registry()
+    name = options.name(space)
+    storage = open_storage(
+        options.storage, heartbeat_s=options.heartbeat_s, grace_s=options.grace_s
+    )
+    if stream is None:
+        stream = len(optuna.load_study(study_name=name, storage=storage).trials)
+    optuna.logging.set_verbosity(logging.WARNING)
+    study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(space, stream))
+    objective = TrialObjective(space, options, registry, runner, progress, study)
+    ran = 0
+    for _ in range(quota):
+        if finished_counts(study)["total"] >= options.n_trials:
+            break
+        study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[record_study])
+        ran += 1
+        if objective.unexpected_in_a_row >= MAX_UNEXPECTED_IN_A_ROW:
+            raise StudyAborted(
+                f"{objective.unexpected_in_a_row} trials in a row failed with unexpected errors "
+                f"(last: {objective.last_reason}); that looks like a bug or a broken environment "
+                f"rather than a bad configuration. Fix it, then {RESUME_HINT}."
+            )
+    return ran
+
+
+class TrialObjective:
+    """The Optuna objective: sample a spec, run it with a checkpoint, store what it measured."""
+
+    def __init__(
+        self,
+        space: Space,
+        options: StudyOptions,
+        registry: Registry,
+        runner: Callable[..., Any],
+        progress: StudyProgress | None,
+        study: optuna.Study,
+    ) -> None:
+        self.space, self.options, self.registry = space, options, registry
+        self.runner, self.progress, self.study = runner, progress, study
+        self.budget = space.budget(options.budget)
+        self.objectives = list(space.objectives)
+        self.checkpoints = options.out(study.study_name) / "checkpoints"
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.unexpected_in_a_row = 0
+        self.last_reason = ""
+
+    def __call__(self, trial: optuna.Trial) -> list[float]:
+        space, options = self.space, self.options
         spec: TrialSpec = sample(
             space,
             trial,
-            budget,
+            self.budget,
             data_dir=options.data_dir,
             download=options.download,
             device=options.device,
         )
         trial.set_user_attr("config", spec.as_dict())
+        trial.set_user_attr("worker", self.worker)
+        checkpoint = self.checkpoint_path(trial, spec)
+        if checkpoint.is_file():
+            trial.set_user_attr("resumed_from_epoch", int(read_metadata(checkpoint)["epoch"]))
         label = " ".join(f"{k}={v}" for k, v in spec.plugins.items() if len(space.plugins[k]) > 1)
-        progress.start_trial(trial.number, label, spec.train.epochs)
+        if self.progress:
+            self.progress.start_trial(trial.number, label, spec.train.epochs)
+        curve: list[dict[str, Any]] = []
+        rule = space.early_stop
+        front_accuracy = None
+        if rule is not None and rule.front_fraction is not None:
+            front = [t.user_attrs.get("curve", []) for t in self.study.best_trials]
+            front_accuracy = front_floor(front, rule.at_epoch)
+
+        def on_epoch(stats: EpochStats) -> None:
+            curve.append(asdict(stats))
+            if self.progress:
+                self.progress.epoch(stats)
+            if rule is not None:
+                rule.check(stats.epoch, stats.test_accuracy, front_accuracy)
+
         try:
-            result = runner(spec, registry=registry, on_epoch=progress.epoch)
-        except (TrialFailed, PluginError) as exc:
-            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
-            progress.end_trial(None)
+            result = self.runner(
+                spec, registry=self.registry, on_epoch=on_epoch, checkpoint=checkpoint
+            )
+            values = [float(result.metrics[m]) for m in self.objectives]
+            bad = [m for m, v in zip(self.objectives, values, strict=True) if not math.isfinite(v)]
+            if bad:
+                raise TrialFailed(f"objective {bad[0]} is {result.metrics[bad[0]]}: not a result")
+        except KeyboardInterrupt:
+            self._requeue(trial)  # the next run resumes it from its checkpoint
             raise
+        except EarlyStopped as exc:
+            self._end(trial, checkpoint, curve, "pruned_reason", str(exc))
+            raise optuna.TrialPruned(str(exc)) from exc
+        except (TrialFailed, PluginError) as exc:
+            self._end(trial, checkpoint, curve, "fail_reason", f"{type(exc).__name__}: {exc}")
+            raise
+        except Exception as exc:
+            self.unexpected_in_a_row += 1
+            self.last_reason = f"{type(exc).__name__}: {exc}"
+            self._end(trial, checkpoint, curve, "fail_reason", self.last_reason)
+            raise
+        self.unexpected_in_a_row = 0
         for key, value in result.metrics.items():
             trial.set_user_attr(key, value)
         trial.set_user_attr("curve", result.curve)
         for key, value in result.reports.items():
             trial.set_user_attr(f"{key}_report", value)
-        values = [float(result.metrics[m]) for m in objectives]
-        progress.end_trial(dict(zip(objectives, values, strict=True)))
+        _set_constraints(trial, constraint_values(space.constraints, result.metrics))
+        _remove_checkpoint(checkpoint)
+        if self.progress:
+            self.progress.end_trial(dict(zip(self.objectives, values, strict=True)))
         return values
 
-    def record_front(study: optuna.Study, _: optuna.trial.FrozenTrial) -> None:
-        study.set_user_attr("pareto_front", [r["trial"] for r in front_rows(study)])
+    def checkpoint_path(self, trial: optuna.Trial, spec: TrialSpec) -> Path:
+        """``<out>/checkpoints/<study>-trial<N>-<hash>.safetensors``; N is the original trial.
 
-    with StudyProgress(remaining, space.objectives, enabled=options.show_progress) as progress:
-        if remaining:
-            study.optimize(
-                objective,
-                n_trials=remaining,
-                catch=(TrialFailed, PluginError),
-                callbacks=[record_front],
+        A re-queued trial (``failed_trial`` system attribute, set by the heartbeat's retry and
+        by Ctrl-C) finds the checkpoint of the trial it repeats; the hash of the trial's
+        configuration keeps another study of the same name from resuming a foreign checkpoint.
+        """
+        attrs = trial.storage.get_trial_system_attrs(trial._trial_id)
+        origin = int(attrs.get("failed_trial", trial.number))
+        config = {k: v for k, v in spec.as_dict().items() if k not in ("data_dir", "device")}
+        digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", self.study.study_name)
+        return self.checkpoints / f"{stem}-trial{origin:05d}-{digest.hexdigest()[:10]}.safetensors"
+
+    def _end(
+        self, trial: optuna.Trial, checkpoint: Path, curve: list[dict[str, Any]], key: str, why: str
+    ) -> None:
+        trial.set_user_attr(key, why)
+        trial.set_user_attr("curve", curve)
+        _remove_checkpoint(checkpoint)
+        if self.progress:
+            self.progress.end_trial(None)
+
+    def _requeue(self, trial: optuna.Trial) -> None:
+        """Queue an interrupted trial again (same parameters), marked as repeating the original."""
+        try:
+            attrs = trial.storage.get_trial_system_attrs(trial._trial_id)
+            frozen = trial.storage.get_trial(trial._trial_id)
+            self.study.add_trial(
+                optuna.trial.create_trial(
+                    state=TrialState.WAITING,
+                    params=frozen.params,
+                    distributions=frozen.distributions,
+                    system_attrs={
+                        "failed_trial": attrs.get("failed_trial", trial.number),
+                        "retry_history": list(attrs.get("retry_history", [])),
+                    },
+                )
             )
-    done_after, failed_after = _finished(study)
-    rows = front_rows(study)
-    out_dir = options.out_dir or Path("runs") / study.study_name
-    files = write_front(rows, out_dir)
-    return StudyOutcome(
-        study_name=study.study_name,
-        storage=options.storage,
-        ran=(done_after + failed_after) - (done + failed),
-        finished=done_after,
-        failed=failed_after,
-        front=rows,
-        files=files,
-    )
+            trial.set_user_attr("interrupted", True)
+        except Exception as exc:  # an interrupt must stay an interrupt
+            logging.getLogger(__name__).warning(
+                "could not re-queue trial %d: %s", trial.number, exc
+            )
+
+
+def _set_constraints(trial: optuna.Trial, values: dict[str, float]) -> None:
+    """Optuna >= 5: ``Trial.set_constraint``; older: the ``constraints`` system attribute."""
+    if not values:
+        return
+    if hasattr(trial, "set_constraint"):
+        for key, value in values.items():
+            trial.set_constraint(key, value)
+    else:  # pragma: no cover - Optuna 4
+        trial.storage.set_trial_system_attr(trial._trial_id, "constraints", tuple(values.values()))
+
+
+def _remove_checkpoint(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        tmp.unlink(missing_ok=True)

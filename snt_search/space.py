@@ -87,7 +87,9 @@ class Space:
     @property
     def fingerprint(self) -> str:
         """Hash of what the space searches; a resumed study must have been made from it."""
-        keep = {k: self.raw.get(k) for k in ("objectives", "plugins", "params", "sharpness", "sweep")}
+        keep = {
+            k: self.raw.get(k) for k in ("objectives", "plugins", "params", "sharpness", "sweep")
+        }
         return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[
             :16
         ]
