@@ -149,15 +149,23 @@ def fill(study: optuna.Study) -> None:
     add(study, TrialState.RUNNING, {"config": config("none", "adam")})
 
 
+@pytest.fixture(scope="session")
+def storage(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Storage URL of a SQLite file holding the filled study ``mixer_prune`` (read-only use)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('report') / 'study.db'}"
+    fill(new_study(url))
+    return url
+
+
 @pytest.fixture
 def make_study(tmp_path: Path) -> MakeStudy:
-    """``make_study(filled=True)`` -> storage URL of a SQLite file holding study ``mixer_prune``."""
+    """``make_study(filled=False)`` -> storage URL of a fresh SQLite file with that study."""
 
     def make(filled: bool = True, name: str = STUDY) -> str:
-        storage = f"sqlite:///{tmp_path / 'study.db'}"
-        study = new_study(storage, name)
+        url = f"sqlite:///{tmp_path / 'study.db'}"
+        study = new_study(url, name)
         if filled:
             fill(study)
-        return storage
+        return url
 
     return make
