@@ -64,3 +64,22 @@ def test_wrong_shape_and_bad_channel_dim_say_what_to_do() -> None:
         LBiasPReLU(3, channel_dim=1)(torch.randn(2, 4, 5, 5))
     with pytest.raises(ValueError, match="channel_dim must be 1"):
         LBiasPReLU(3, channel_dim=2)
+
+
+@pytest.mark.parametrize(("shape", "dim"), [((2, 3, 4, 4), 1), ((2, 5, 3), -1), ((4, 3), -1)])
+def test_hand_written_backward_is_exact_to_second_order(shape: tuple[int, ...], dim: int) -> None:
+    """The sharpness estimate takes Hessian-vector products through this layer."""
+    layer = LBiasPReLU(3, channel_dim=dim).double()
+    with torch.no_grad():
+        layer.gamma.normal_(0, 0.3)
+        layer.beta.uniform_(0.0, 2.0)
+        layer.zeta.normal_()
+    x = torch.randn(*shape, dtype=torch.double, requires_grad=True)
+    names = ("gamma", "beta", "zeta")
+    params = tuple(getattr(layer, n).detach().clone().requires_grad_() for n in names)
+
+    def f(x: torch.Tensor, *p: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(layer, dict(zip(names, p, strict=True)), (x,))
+
+    assert torch.autograd.gradcheck(f, (x, *params))
+    assert torch.autograd.gradgradcheck(f, (x, *params))

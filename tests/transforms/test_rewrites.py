@@ -123,7 +123,7 @@ def test_snt_preact_modes_on_a_plain_chain() -> None:
     def chain() -> nn.Module:
         return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten())
 
-    with pytest.warns(UserWarning, match="Only the activations are swapped"):
+    with pytest.warns(UserWarning, match="only the activations are swapped"):
         report = SNT().apply(chain())
     assert report.replaced == {"PreAct blocks": 0, "ReLU->LBiasPReLU": 1}
     with pytest.raises(TransformNotApplicable):
@@ -138,3 +138,10 @@ def test_snt_on_paper_mixer_s_adds_the_documented_19968_params() -> None:
     report = SNT().apply(model)
     assert report.added_params == 16 * 128 * 3 + 8 * (64 + 512) * 3 == 19_968
     assert sum(p.numel() for p in model.parameters()) == 1_132_170 + 19_968
+
+
+def test_snt_auto_only_skips_models_without_blocks_not_other_refusals() -> None:
+    model = _mixer()
+    SNT().apply(model)
+    with pytest.raises(TransformNotApplicable, match="already pre-activated"):
+        SNT().apply(model)

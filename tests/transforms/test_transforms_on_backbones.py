@@ -43,7 +43,7 @@ def test_the_tables_rows_are_registered() -> None:
     assert {"none", "preact", "lbias_prelu", "snt"} <= set(TRANSFORMS)  # Table 4 rows
 
 
-@pytest.mark.filterwarnings("ignore:snt. preact found no residual block")
+@pytest.mark.filterwarnings("ignore:snt. .* has no residual block")
 @pytest.mark.parametrize(("backbone", "transform"), PAIRS)
 def test_transform_builds_runs_and_adds_only_eq1_params(backbone: str, transform: str) -> None:
     model = _build(backbone)
@@ -68,7 +68,7 @@ def test_transform_builds_runs_and_adds_only_eq1_params(backbone: str, transform
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
-@pytest.mark.filterwarnings("ignore:snt. preact found no residual block")
+@pytest.mark.filterwarnings("ignore:snt. .* has no residual block")
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_snt_model_round_trips_through_safetensors(backbone: str, tmp_path: Path) -> None:
     model = _build(backbone, seed=1)
@@ -87,3 +87,22 @@ def test_snt_model_round_trips_through_safetensors(backbone: str, tmp_path: Path
     assert not missing and not unexpected
     x = torch.randn(2, 3, IMAGE_SIZE, IMAGE_SIZE)
     torch.testing.assert_close(fresh(x), model(x))
+
+
+@pytest.mark.filterwarnings("ignore:snt. .* has no residual block")
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_snt_model_trains(backbone: str) -> None:
+    model = _build(backbone, seed=3)
+    _transform("snt").apply(model)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 3, IMAGE_SIZE, IMAGE_SIZE, generator=g)
+    y = torch.randint(0, NUM_CLASSES, (8,), generator=g)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(8):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]

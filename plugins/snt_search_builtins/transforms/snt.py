@@ -17,7 +17,7 @@ from torch import nn
 from snt_search.specs import Param, PluginError, Transform, TransformNotApplicable, TransformReport
 
 from .lbias_prelu import swap_activations
-from .preact import apply_preact
+from .preact import SUPPORTED, apply_preact, supported_blocks
 
 __all__ = ["SNT"]
 
@@ -47,10 +47,15 @@ class SNT(Transform):
         if p["preact"] != "off":
             try:
                 blocks = apply_preact(model)
-            except TransformNotApplicable as exc:
-                if p["preact"] == "require":
+            except TransformNotApplicable:
+                if p["preact"] == "require" or supported_blocks(model):
                     raise
-                warnings.warn(f"snt: {exc} Only the activations are swapped.", stacklevel=2)
+                warnings.warn(
+                    f"snt: {type(model).__name__} has no residual block preact supports "
+                    f"({SUPPORTED}); only the activations are swapped (Eq. 1). Pass "
+                    f"preact='require' to make this an error or preact='off' to silence it.",
+                    stacklevel=2,
+                )
         replaced, added = swap_activations(model, init_slope=p["init_slope"])
         replaced = {**(blocks or {"PreAct blocks": 0}), **replaced}
         return TransformReport(self.name or "snt", replaced, added)

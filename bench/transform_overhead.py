@@ -1,0 +1,124 @@
+"""Training-step overhead of a transform (default ``snt``) against ``none``, per backbone.
+
+For each backbone both models are built from the same seed, then timed side by side in one
+run: a training step is forward + cross-entropy + backward + Adam step on one fixed batch.
+After warm-up steps the two models alternate (ABBA order, so drift in machine load hits both
+alike) and the median of the repeats is reported with the ratio transform / none. The SNT
+paper's claim is "little to no training overhead" (Sec. 4); our target is <= 1.05x on CPU.
+
+    python bench/transform_overhead.py                       # all built-in backbones but timm
+    python bench/transform_overhead.py --backbones resnet20 mixer_s --batch-size 64 --repeats 9
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import platform
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from snt_search.registry import get_registry
+from snt_search.specs import Backbone, Transform
+
+# "cpu" counts the CPU time of this process only: on a shared machine it leaves out the time
+# other jobs hold the cores, which wall-clock time cannot (use it with --threads 1).
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+DEFAULT_BACKBONES = ("resnet20", "mixer_s", "mobilenet_v1", "resnet18", "vit_tiny")
+
+
+def train_step(
+    model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+) -> None:
+    opt.zero_grad(set_to_none=True)
+    nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+
+
+def build(backbone: str, transform: str, classes: int, size: int) -> nn.Module:
+    reg = get_registry()
+    plugin = reg.get("backbone", backbone)
+    assert isinstance(plugin, Backbone)
+    torch.manual_seed(0)
+    model = plugin.build(num_classes=classes, image_size=size, in_chans=3)
+    t = reg.get("transform", transform)
+    assert isinstance(t, Transform)
+    t.apply(model)
+    return model.train()
+
+
+def timed(step: Callable[[], None], clock: Callable[[], float]) -> float:
+    start = clock()
+    step()
+    return clock() - start
+
+
+def compare(backbone: str, transform: str, args: argparse.Namespace) -> dict[str, float]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(args.batch_size, 3, args.image_size, args.image_size, generator=g)
+    y = torch.randint(0, args.classes, (args.batch_size,), generator=g)
+    steps: dict[str, Callable[[], None]] = {}
+    params: dict[str, int] = {}
+    for name in ("none", transform):
+        model = build(backbone, name, args.classes, args.image_size)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        steps[name] = functools.partial(train_step, model, opt, x, y)
+        params[name] = sum(p.numel() for p in model.parameters())
+    for _ in range(args.warmup):
+        for step in steps.values():
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for r in range(args.repeats):
+        order = list(steps) if r % 2 == 0 else list(reversed(steps))
+        for name in order:
+            times[name].append(timed(steps[name], CLOCKS[args.clock]))
+    base, new = (statistics.median(times[n]) for n in ("none", transform))
+    return {
+        "params_none": params["none"],
+        "params_new": params[transform],
+        "ms_none": 1e3 * base,
+        "ms_new": 1e3 * new,
+        "ratio": new / base,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--backbones", nargs="+", default=list(DEFAULT_BACKBONES))
+    ap.add_argument("--transform", default="snt")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--image-size", type=int, default=32)
+    ap.add_argument("--classes", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: default)")
+    ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
+    args = ap.parse_args()
+    warnings.filterwarnings("ignore", message="snt: .* has no residual block")  # MobileNet-V1
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(
+        f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cpus, {torch.get_num_threads()} threads, load avg "
+        f"{os.getloadavg()[0]:.1f}; batch {args.batch_size}x3x{args.image_size}x"
+        f"{args.image_size}, warmup {args.warmup}, median of {args.repeats}, {args.clock} clock"
+    )
+    print(f"{'backbone':<14}{'params none':>12}{'params ' + args.transform:>12}"
+          f"{'ms none':>10}{'ms ' + args.transform:>10}{'ratio':>8}")  # fmt: skip
+    for backbone in args.backbones:
+        r = compare(backbone, args.transform, args)
+        print(
+            f"{backbone:<14}{r['params_none']:>12,}{r['params_new']:>12,}"
+            f"{r['ms_none']:>10.1f}{r['ms_new']:>10.1f}{r['ratio']:>7.3f}x",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
