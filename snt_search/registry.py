@@ -174,6 +174,8 @@ class Registry:
         if kind not in KINDS:
             raise PluginError(f"unknown plugin kind {kind!r}; kinds are: {', '.join(KINDS)}")
         record = self._find_ok(kind, name)
+        if record is None and ":" in name:
+            return self._with_argument(kind, name)
         if record is None or record.plugin is None:
             broken = next((r for r in self.records if r.kind == kind and r.name == name), None)
             if broken is not None:
@@ -184,6 +186,30 @@ class Registry:
                 f"Run `snt-search plugins` to list every plugin."
             )
         instance = record.plugin()
+        instance.name = name
+        return instance
+
+
+    def has(self, kind: str, name: str) -> bool:
+        """Whether ``get(kind, name)`` would succeed (``base:argument`` names included)."""
+        try:
+            self.get(kind, name)
+        except PluginError:
+            return False
+        return True
+
+    def _with_argument(self, kind: str, name: str) -> Plugin:
+        """Resolve ``base:argument`` (e.g. ``timm:resnet26d``) through ``base.with_argument``."""
+        base, _, argument = name.partition(":")
+        record = self._find_ok(kind, base)
+        factory = getattr(record.plugin, "with_argument", None) if record else None
+        if factory is None:
+            raise PluginError(
+                f"no {kind} named {name!r}: names of the form 'base:argument' need a {kind} "
+                f"'base' that accepts an argument (like 'timm:resnet26d'); "
+                f"available: {', '.join(self.names(kind)) or '(none)'}"
+            )
+        instance: Plugin = factory(argument)
         instance.name = name
         return instance
 

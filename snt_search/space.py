@@ -120,7 +120,7 @@ class Space:
         """Check plugin names and parameter names/types against the installed plugins."""
         for kind, names in self.plugins.items():
             for name in names:
-                if name not in registry.names(kind):
+                if not registry.has(kind, name):
                     raise SpaceError(
                         f"{self.path}: [plugins] {kind} = {name!r} is not an installed {kind}; "
                         f"available: {', '.join(registry.names(kind)) or '(none)'}"

@@ -127,3 +127,12 @@ def test_plugin_params_are_checked() -> None:
         sam.resolve_params({"rhoo": 0.1})
     with pytest.raises(PluginError, match="'adaptive' must be bool"):
         sam.resolve_params({"adaptive": "yes"})
+
+
+def test_base_argument_names_resolve_through_with_argument() -> None:
+    registry = Registry.discover()
+    backbone = registry.get("backbone", "timm:resnet18")
+    assert backbone.name == "timm:resnet18" and backbone.defaults["model"] == "resnet18"
+    assert registry.has("backbone", "timm:resnet18") and not registry.has("backbone", "mixer_s:big")
+    with pytest.raises(PluginError, match="names of the form 'base:argument' need a backbone 'base'"):
+        registry.get("backbone", "mixer_s:big")
