@@ -14,7 +14,7 @@ REGISTRY = Registry.discover(autoload=False)
 PARAMS = {
     ("backbone", "mixer_s"): {"num_blocks": 1, "embed_dim": 16},
 }
-NEEDS_FILES = {("dataset", "cifar10"), ("dataset", "imagefolder")}
+NEEDS_FILES = {("dataset", "cifar10"), ("dataset", "cifar100"), ("dataset", "imagefolder")}
 CHECKED = [r for r in REGISTRY if r.ok and (r.kind, r.name) not in NEEDS_FILES]
 
 
