@@ -48,11 +48,15 @@ def test_imagefolder_explains_the_layout(tmp_path: Path) -> None:
         load("imagefolder", DataRequest(data_dir=tmp_path))
 
 
-def test_cifar10_offline_says_what_to_do(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "folder"), [("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python")]
+)
+def test_cifar_offline_says_what_to_do(tmp_path: Path, name: str, folder: str) -> None:
     with pytest.raises(
-        DataUnavailable, match=r"cifar-10-batches-py.*--data-dir.*imagefolder / digits"
+        DataUnavailable,
+        match=rf"'{name}'.*'{folder}' folder under --data-dir.*imagefolder / digits",
     ):
-        load("cifar10", DataRequest(data_dir=tmp_path, download=False))
+        load(name, DataRequest(data_dir=tmp_path, download=False))
 
 
 def test_subset_is_seeded() -> None:
