@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 from pathlib import Path
 
 from ..report import write_report
@@ -24,10 +25,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
         help=HELP,
-        description=HELP
-        + ": the Pareto front, lambda_max vs accuracy drop with Spearman's rho and its "
-        "confidence interval, accuracy under compression and training cost per transform x "
-        "optimizer, failed trials and the command re-running each trial.",
+        description=textwrap.fill(
+            HELP + ": the Pareto front, lambda_max vs accuracy drop with Spearman's rho and its "
+            "confidence interval, accuracy under compression and training cost per transform x "
+            "optimizer, failed trials and the command re-running each trial.",
+            width=88,
+        ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -40,6 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out",
         type=Path,
+        metavar="DIR",
         help="folder for report.html, report.md and trials.csv (default: runs/<study-name>)",
     )
     p.add_argument(

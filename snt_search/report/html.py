@@ -8,6 +8,7 @@ study (names, reasons, commands) is HTML-escaped.
 from __future__ import annotations
 
 import html
+import shlex
 from typing import Any
 
 from .data import StudyData
@@ -36,7 +37,7 @@ th, td { border: 1px solid #ccc; padding: 4px 9px; text-align: right; vertical-a
 th { background: #f3f3f3; } td.text, th.text { text-align: left; }
 tr:nth-child(even) td { background: #fafafa; }
 code, td.code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12.5px; }
-td.code { overflow-wrap: anywhere; text-align: left; min-width: 420px; }
+td.code { text-align: left; min-width: 420px; } span.arg { white-space: nowrap; }
 th.code { text-align: left; }
 .note { color: #555; font-size: 14px; } .empty { color: #777; font-style: italic; }
 .explain { background: #f6f8fa; border-left: 4px solid #1f77b4; padding: 0.6em 1em; }
@@ -158,13 +159,35 @@ def _table(table: Table) -> str:
     body = "".join(
         "<tr>"
         + "".join(
-            f"<td{_cls(table, c, i)}>{html.escape(v)}</td>"
+            f"<td{_cls(table, c, i)}>{_code(v) if c in table.code_columns else html.escape(v)}</td>"
             for i, (c, v) in enumerate(zip(table.columns, row, strict=True))
         )
         + "</tr>"
         for row in table.rows
     )
     return f'<table id="table-{table.key}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}'
+
+
+def _code(command: str) -> str:
+    """A shell command that wraps only between arguments: each flag with its value is one
+    unbreakable span (copying the cell still gives the command, spaces included)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return html.escape(command)
+    groups: list[list[str]] = []
+    for word in words:
+        if (
+            groups
+            and groups[-1][0].startswith("--")
+            and len(groups[-1]) == 1
+            and not word.startswith("--")
+        ):
+            groups[-1].append(word)
+        else:
+            groups.append([word])
+    spans = (f'<span class="arg">{html.escape(shlex.join(g))}</span>' for g in groups)
+    return " ".join(spans)
 
 
 def _cls(table: Table, column: str, index: int) -> str:

@@ -108,6 +108,13 @@ def _findings(data: StudyData, corr: Correlation) -> list[str]:
             f"{corr.dropped} finished trial(s) with a missing or non-finite λ_max or accuracy "
             "drop are left out of the correlation and the plots."
         )
+    unconverged = [r.number for r in data.finished if r.sharpness.get("converged") is False]
+    if unconverged:
+        out.append(
+            f"The λ_max estimate did not converge for {len(unconverged)} of "
+            f"{len(data.finished)} finished trials (hollow markers); raise max_iter under "
+            "[sharpness] (or the budget's sharpness_max_iter) in the space file to tighten them."
+        )
     levels = _levels(data)
     if len(levels) > 1:
         (axis, _), *_ = levels
@@ -282,7 +289,7 @@ def _rerun_table(data: StudyData) -> Table:
             command = f"cannot build: {exc}"
         rows.append([str(r.number), r.state.lower(), command, _untrained(r.config)])
     note = (
-        "`snt-search train` re-trains the trial's model (same data subsets, seed and settings); "
+        "snt-search train re-trains the trial's model (same data subsets, seed and settings); "
         "compression and the λ_max estimate then use the settings in the last column."
     )
     return Table(
