@@ -20,11 +20,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
 
-from ..storage import open_storage
+from ..storage import DEFAULT_STORAGE, open_storage
 
 __all__ = [
     "METRICS",
@@ -155,7 +156,17 @@ class StudyData:
 
 
 def load_study_data(storage_url: str, study_name: str) -> StudyData:
-    """Open ``storage_url`` and read ``study_name``; StudyNotFound lists the stored studies."""
+    """Open ``storage_url`` and read ``study_name``; StudyNotFound lists the stored studies.
+
+    A ``sqlite:///`` file that does not exist is an error too (opening it would create an
+    empty database).
+    """
+    path = storage_url.removeprefix("sqlite:///") if storage_url.startswith("sqlite:///") else None
+    if path and path != ":memory:" and not Path(path).exists():
+        raise StudyNotFound(
+            f"--storage {storage_url}: no such database file {path!r}; pass the storage "
+            f"`snt-search study` wrote to (its default is {DEFAULT_STORAGE} in the folder it ran in)"
+        )
     storage = open_storage(storage_url)
     names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
     if study_name not in names:

@@ -77,6 +77,12 @@ def test_unknown_study_lists_studies(
     err = " ".join(capsys.readouterr().err.split())
     assert "'typo'" in err and f"studies there: {STUDY}" in err
     assert not (tmp_path / "report.html").exists()
+    missing = f"sqlite:///{tmp_path / 'typo.db'}"
+    assert (
+        main(["report", "--study-name", STUDY, "--storage", missing, "--out", str(tmp_path)]) == 2
+    )
+    assert "no such database file" in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "typo.db").exists()
 
 
 def test_unwritable_out(storage: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
