@@ -4,8 +4,9 @@
 and writes ``report.html`` (Pareto front, lambda_max vs accuracy drop with Spearman's rho and
 its confidence interval, accuracy under compression per transform x optimizer, training cost,
 failures, re-run commands), ``report.md`` and ``trials.csv``. The pieces are usable alone:
-:mod:`.data` (the tidy table), :mod:`.stats` (Spearman + CI), :mod:`.figures`, :mod:`.summary`,
-:mod:`.html`, :mod:`.markdown`, :mod:`.rerun` (the ``snt-search train`` line of a trial).
+:mod:`.data` (the tidy table), :mod:`.stats` (Spearman + CI), :mod:`.figures`,
+:mod:`.summary` and :mod:`.tables` (findings and tables), :mod:`.html`, :mod:`.markdown`,
+:mod:`.rerun` (the ``snt-search train`` line of a trial).
 See docs/report.md.
 """
 
