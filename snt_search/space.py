@@ -20,6 +20,7 @@ from .config import Budget, SharpnessConfig, SweepConfig, TrainConfig, field_typ
 from .constraints import Constraint, parse_constraints
 from .early_stop import EarlyStop, parse_early_stop
 from .registry import Registry
+from .resources import TrialResources
 from .specs import KINDS
 
 if sys.version_info >= (3, 11):
@@ -42,6 +43,7 @@ METRICS = {
 }
 _SECTIONS = {"study", "objectives", "plugins", "params", "sharpness", "budgets", "sweep"}
 _SECTIONS |= {"early_stop", "constraints"}  # see early_stop.py and constraints.py
+_SECTIONS |= {"resources"}  # per-trial CPUs/GPUs on Ray, see resources.py
 
 
 class SpaceError(ValueError):
@@ -83,6 +85,7 @@ class Space:
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
     early_stop: EarlyStop | None = None  # [early_stop]: stop hopeless trials (early_stop.py)
     constraints: tuple[Constraint, ...] = ()  # [constraints]: bounds on metrics (constraints.py)
+    resources: TrialResources = TrialResources()  # [resources]: per trial on Ray (resources.py)
 
     @property
     def fingerprint(self) -> str:
@@ -238,7 +241,20 @@ def _parse(raw: dict[str, Any], path: Path) -> Space:
         raw=raw,
         early_stop=parse_early_stop(raw.get("early_stop"), fail),
         constraints=parse_constraints(raw.get("constraints"), METRICS, fail),
+        resources=_resources(raw, path, fail),
     )
+
+
+def _resources(raw: dict[str, Any], path: Path, fail: Any) -> TrialResources:
+    try:
+        resources: TrialResources = _dataclass(
+            TrialResources, _table(raw, "resources", path), "[resources]", fail
+        )
+    except SpaceError:
+        raise
+    except ValueError as exc:  # a rule of TrialResources; add the file to its message
+        raise fail(str(exc)) from None
+    return resources
 
 
 def _sweep(raw: dict[str, Any], path: Path, fail: Any) -> SweepConfig | None:

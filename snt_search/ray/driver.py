@@ -1,0 +1,299 @@
+"""The Ray driver: the local driver's study, with each trial a Ray Tune trial on a cluster.
+
+``run_study_ray(space, options, ray_options)`` behaves like :func:`snt_search.driver.run_study`
+(same study, attributes, resuming and Pareto files) but runs trials as Ray Tune trials, each
+with the CPUs/GPUs of the space's ``[resources]``, reporting every epoch with a checkpoint.
+
+Fault tolerance, in three layers:
+
+- a trial whose worker or node dies is retried from its last epoch checkpoint, up to
+  ``max_failures`` times (``FailureConfig``); after that its Optuna trial is failed with
+  ``ray_error`` and its parameters are queued again;
+- a driver that stops (Ctrl-C, killed) leaves its experiment marked unfinished in the study
+  (user attribute ``ray_experiment_state``); the same command restores it
+  (``Tuner.restore``): finished trials stay, running ones resume from their checkpoints, and
+  the searcher gets back its live trials and its sampler's random state;
+- a trial the restored experiment does not know (asked just before the driver died) is
+  failed and queued again, so every asked trial ends finished or retried.
+
+One Ray driver per study at a time: the cluster is the parallelism.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from dataclasses import replace
+from typing import Any
+
+from ..driver import (
+    RESUME_HINT,
+    StudyAborted,
+    StudyOptions,
+    StudyOutcome,
+    finished_counts,
+    open_study,
+    record_study,
+)
+from ..pareto import front_rows, write_front
+from ..progress import StudyProgress
+from ..registry import Registry, get_registry
+from ..resources import TrialResources
+from ..space import Space
+from .options import RayOptions, RayStudyError, require_ray
+from .record import ATTR_EXPERIMENT, STATE_ATTR, fail_and_requeue
+
+__all__ = ["run_study_ray"]
+
+
+def run_study_ray(
+    space: Space,
+    options: StudyOptions,
+    ray_options: RayOptions | None = None,
+    *,
+    registry: Registry | None = None,
+) -> StudyOutcome:
+    """Run (or resume) ``space`` on Ray until ``options.n_trials`` trials have finished.
+
+    Raises :class:`RayStudyError` when the space or device cannot run on the cluster, or when
+    trials kept failing on Ray (their parameters are queued again: the same command resumes),
+    and ``KeyboardInterrupt`` when the experiment was stopped before its trials ended.
+    """
+    require_ray()
+    import ray
+
+    ray_options = ray_options or RayOptions()
+    space.check(registry or get_registry())
+    space.budget(options.budget)
+    _check_device(space.resources, options.device)
+    if options.data_dir is not None:  # Ray runs trials in their own working directories
+        options = replace(options, data_dir=options.data_dir.resolve())
+    study = open_study(space, options)
+    before = finished_counts(study)
+    out_dir = options.out(study.study_name)
+    storage_path = ray_options.storage_path or str((out_dir / "ray").resolve())
+
+    remaining = max(options.n_trials - before["total"], 0)
+    started = _connect(ray_options, quiet=not options.show_progress)
+    try:
+        from .progress import showing
+
+        if started:
+            _check_fits(space.resources)
+        with (
+            StudyProgress(remaining, space.objectives, enabled=options.show_progress) as display,
+            showing(display, study, before["total"]),
+        ):
+            errors = _run_experiments(study, space, options, ray_options, storage_path)
+            display.show_study(study, before["total"])
+    finally:
+        if started:
+            ray.shutdown()
+
+    after = finished_counts(study)
+    record_study(study)
+    rows = front_rows(study)
+    files = write_front(rows, out_dir)
+    aborted = _aborted(study)
+    if aborted:
+        raise StudyAborted(f"{aborted}. Fix it, then {RESUME_HINT}.")
+    if errors:
+        raise RayStudyError(
+            f"{len(errors)} trial(s) failed on Ray after {ray_options.max_failures} retries each "
+            f"(first: {errors[0]}); finished trials are stored in {options.storage} and the "
+            f"failed ones are queued again: fix the cause and {RESUME_HINT}"
+        )
+    return StudyOutcome(
+        study_name=study.study_name,
+        storage=options.storage,
+        ran=after["total"] - before["total"],
+        finished=after["complete"],
+        failed=after["failed"],
+        pruned=after["pruned"],
+        front=rows,
+        files=files,
+    )
+
+
+def _run_experiments(
+    study: Any, space: Space, options: StudyOptions, ray_options: RayOptions, storage_path: str
+) -> list[str]:
+    """Finish the study's unfinished experiment, then start one for the missing trials."""
+    from ray import tune
+
+    errors: list[str] = []
+    state = study.user_attrs.get(STATE_ATTR)
+    if state and not state.get("done"):
+        where = state.get("storage_path", storage_path)
+        path = _join(where, state["name"])
+        if tune.Tuner.can_restore(path):
+            tuner = tune.Tuner.restore(path, trainable=_trainable(space.resources))
+            errors += _fit(tuner, study, state["name"], where)
+    _requeue_orphans(study)
+    if options.n_trials > finished_counts(study)["total"] and not _aborted(study):
+        name = _experiment_name(study.study_name)
+        tuner = _new_tuner(study, space, options, ray_options, name, storage_path)
+        errors += _fit(tuner, study, name, storage_path)
+        _requeue_orphans(study)
+    return errors
+
+
+def _new_tuner(
+    study: Any,
+    space: Space,
+    options: StudyOptions,
+    ray_options: RayOptions,
+    name: str,
+    storage_path: str,
+) -> Any:
+    from ray import tune
+
+    from .progress import ProgressCallback
+    from .searcher import StudySearcher
+
+    searcher = StudySearcher(
+        space,
+        options,
+        experiment=name,
+        target=options.n_trials,
+        threads=max(int(space.resources.cpus), 1),
+        max_failures=ray_options.max_failures,
+        stream=len(study.get_trials(deepcopy=False)),  # a fresh random stream per experiment
+    )
+    return tune.Tuner(
+        _trainable(space.resources),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            num_samples=options.n_trials - finished_counts(study)["total"],
+            max_concurrent_trials=ray_options.max_concurrent,
+            reuse_actors=True,
+            trial_name_creator=_trial_name,
+            trial_dirname_creator=_trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=storage_path,
+            failure_config=tune.FailureConfig(max_failures=ray_options.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            callbacks=[ProgressCallback()],
+            verbose=0,  # the local driver's display instead (ProgressCallback)
+        ),
+    )
+
+
+def _fit(tuner: Any, study: Any, name: str, storage_path: str) -> list[str]:
+    """Run ``tuner`` to the end; mark its experiment done; return its trials' errors."""
+    study.set_user_attr(STATE_ATTR, {"name": name, "storage_path": storage_path, "done": False})
+    # Each epoch checkpoint snapshots the experiment (num_to_keep=1), on purpose: a restored
+    # experiment then always knows each trial's last checkpoint. Ray warns about it; don't.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # its header ignores verbose=0 (stdout)
+    grid = tuner.fit()
+    if grid.num_terminated + grid.num_errors < len(grid):
+        raise KeyboardInterrupt(
+            f"Ray experiment {name} stopped before its trials ended; finished trials are "
+            f"stored: {RESUME_HINT}"
+        )
+    state = dict(study.user_attrs.get(STATE_ATTR, {}), done=True)  # keep the searcher's abort
+    study.set_user_attr(STATE_ATTR, state)
+    return [_first_line(e) for e in grid.errors]
+
+
+def _aborted(study: Any) -> str | None:
+    """Why the searcher stopped the last experiment early (unexpected errors), if it did."""
+    reason = study.user_attrs.get(STATE_ATTR, {}).get("aborted")
+    return str(reason) if reason else None
+
+
+def _requeue_orphans(study: Any) -> None:
+    """Fail and re-queue RUNNING trials a Ray experiment asked but never finished."""
+    from optuna.trial import TrialState
+
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        name = t.user_attrs.get(ATTR_EXPERIMENT)
+        if name is not None:
+            fail_and_requeue(
+                study,
+                t._trial_id,
+                f"lost: Ray experiment {name} ended without finishing it (its driver stopped "
+                f"before Ray recorded the trial); its parameters are queued again",
+            )
+
+
+def _connect(ray_options: RayOptions, *, quiet: bool) -> bool:
+    """Join the cluster (``address`` or ``RAY_ADDRESS``) or start a local Ray; True if started."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    joining = ray_options.address is not None or bool(os.environ.get("RAY_ADDRESS"))
+    if joining:
+        ray.init(
+            address=ray_options.address, log_to_driver=not quiet, logging_level=logging.WARNING
+        )
+        return False
+    ray.init(
+        num_cpus=ray_options.num_cpus,
+        num_gpus=ray_options.num_gpus,
+        object_store_memory=ray_options.object_store_memory,
+        include_dashboard=False,
+        log_to_driver=not quiet,
+        logging_level=logging.WARNING,
+    )
+    return True
+
+
+def _check_device(resources: TrialResources, device: str) -> None:
+    if resources.gpus == 0 and device.startswith("cuda"):
+        raise RayStudyError(
+            f"--device {device} trains on a GPU but the space reserves no GPU per trial, so Ray "
+            f"hides every GPU from it; add [resources] gpus = 1 (or a share such as 0.25)"
+        )
+    if resources.gpus > 0 and not device.startswith("cuda"):
+        raise RayStudyError(
+            f"the space reserves [resources] gpus = {resources.gpus:g} per trial but --device "
+            f"{device} trains on the CPU; pass --device cuda (or set gpus = 0)"
+        )
+
+
+def _check_fits(resources: TrialResources) -> None:
+    """On a Ray this driver started, refuse trials larger than the machine (they would wait)."""
+    import ray
+
+    have = ray.cluster_resources()
+    for key, want in (("CPU", resources.cpus), ("GPU", resources.gpus)):
+        if want > have.get(key, 0.0):
+            raise RayStudyError(
+                f"each trial asks for {want:g} {key}(s) ([resources] in the space) but this "
+                f"machine's Ray has {have.get(key, 0.0):g}; lower [resources] or join a bigger "
+                f"cluster with --ray-address HOST:PORT"
+            )
+
+
+def _trainable(resources: TrialResources) -> Any:
+    from ray import tune
+
+    from .trainable import train_on_ray
+
+    return tune.with_resources(train_on_ray, resources.as_ray())
+
+
+def _trial_name(trial: Any) -> str:
+    """``trial_00012`` (the Optuna trial number) for Ray's trial names and folders."""
+    return f"trial_{int(trial.config['trial']):05d}_{trial.trial_id}"
+
+
+def _experiment_name(study_name: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", study_name)
+    return f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _join(storage_path: str, name: str) -> str:
+    return f"{storage_path.rstrip('/')}/{name}"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return (text[-1] if text else type(error).__name__)[:300]

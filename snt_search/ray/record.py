@@ -1,0 +1,91 @@
+"""Writing Ray trials into the Optuna study so that they read exactly like local ones.
+
+A trial's outcome (see :mod:`snt_search.ray.trainable`) is stored with the local driver's
+attributes: ``config``, every metric, ``curve``, ``<stage>_report`` and constraint values for
+a COMPLETE trial; ``fail_reason`` or ``pruned_reason`` with the curve so far otherwise. Where
+it ran is added: ``ray_experiment``, ``ray_trial_id``, ``worker``, ``ray_node_id``,
+``ray_node_ip``, ``ray_attempts`` (one entry per start: node, epoch it resumed from) and
+``resumed_from_epoch``.
+
+A trial Ray could not finish (its retries ran out, or the driver stopped before Ray recorded
+it) is failed with ``ray_error``, never ``fail_reason``: it has no result and does not count
+as finished. Its parameters are queued again the way the local driver and Optuna's
+``RetryFailedTrialCallback`` do it (system attributes ``failed_trial``, ``retry_history``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from ..constraints import Constraint, constraint_values
+
+__all__ = ["ATTR_EXPERIMENT", "MAX_REQUEUE", "STATE_ATTR", "fail_and_requeue", "record_outcome"]
+
+ATTR_EXPERIMENT = "ray_experiment"  # trial attr: the Ray experiment that asked the trial
+STATE_ATTR = "ray_experiment_state"  # study attr: {"name", "storage_path", "done", "aborted"}
+MAX_REQUEUE = 2  # a trial Ray could not finish is queued again at most this many times
+
+
+def record_outcome(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    outcome: Mapping[str, Any],
+    objectives: Sequence[str],
+    constraints: Sequence[Constraint] = (),
+) -> TrialState:
+    """Store what ``train_on_ray`` returned on ``trial`` and tell the study; return the state."""
+    for key in ("fail_reason", "pruned_reason"):
+        if key in outcome:
+            trial.set_user_attr(key, str(outcome[key]))
+            trial.set_user_attr("curve", list(outcome.get("curve", [])))
+            state = TrialState.FAIL if key == "fail_reason" else TrialState.PRUNED
+            study.tell(trial, state=state, skip_if_finished=True)
+            return state
+    metrics = dict(outcome["metrics"])
+    for key, value in metrics.items():
+        trial.set_user_attr(key, value)
+    trial.set_user_attr("curve", list(outcome.get("curve", [])))
+    for key, value in dict(outcome.get("reports", {})).items():
+        trial.set_user_attr(f"{key}_report", value)
+    values = constraint_values(constraints, metrics)
+    if values and hasattr(trial, "set_constraint"):
+        for key, value in values.items():
+            trial.set_constraint(key, value)
+    elif values:  # pragma: no cover - Optuna 4 reads the ``constraints`` system attribute
+        trial.storage.set_trial_system_attr(trial._trial_id, "constraints", tuple(values.values()))
+    study.tell(trial, [float(metrics[m]) for m in objectives], skip_if_finished=True)
+    return TrialState.COMPLETE
+
+
+def fail_and_requeue(study: optuna.Study, trial_id: int, reason: str) -> bool:
+    """Fail a RUNNING trial with ``ray_error = reason`` and queue its parameters again.
+
+    ``trial_id`` is the storage id (a trial asked by an earlier process has no live handle).
+    Returns whether a retry was queued: not when the trial had already finished, nor after
+    :data:`MAX_REQUEUE` retries of the same original trial.
+    """
+    storage = study._storage  # the public path needs a live Trial; see the docstring
+    frozen = storage.get_trial(trial_id)
+    if frozen.state != TrialState.RUNNING:
+        return False
+    storage.set_trial_user_attr(trial_id, "ray_error", reason)
+    study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
+    history = [*frozen.system_attrs.get("retry_history", []), frozen.number]
+    if len(history) > MAX_REQUEUE:
+        return False
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            params=frozen.params,
+            distributions=frozen.distributions,
+            system_attrs={
+                "failed_trial": frozen.system_attrs.get("failed_trial", frozen.number),
+                "retry_history": history,
+            },
+        )
+    )
+    return True

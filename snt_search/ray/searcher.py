@@ -1,0 +1,229 @@
+"""A Ray Tune search algorithm that asks and tells the study's own Optuna study.
+
+Ray's ``OptunaSearch`` keeps a study of its own; this searcher instead opens the snt-search
+study with :func:`snt_search.driver.open_study` (same storage, same identity check against
+the space and budget, the space's sampler) and samples each trial with
+:func:`snt_search.trial_spec.sample`, so conditional parameters, re-queued trials and the
+stored attributes are exactly those of the local driver. The searcher runs in the driver
+process and is the only writer of the study: workers never need to reach the storage.
+
+Contract (Ray's ``Searcher``): ``suggest`` returns the config of a new trial (see
+:mod:`snt_search.ray.trainable`), ``None`` to wait, or ``FINISHED`` once the study has
+``target`` finished trials (or after ``MAX_UNEXPECTED_IN_A_ROW`` unexpected errors in a row,
+which it records in the study attribute ``ray_experiment_state`` as ``aborted``);
+``on_trial_result``/``on_trial_complete`` record and tell; ``save``/``restore`` carry the map
+of live Ray trials to Optuna trials and the sampler's state (its random generator), so a
+restored experiment neither loses nor repeats trials.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+
+from ..driver import (
+    MAX_UNEXPECTED_IN_A_ROW,
+    StudyOptions,
+    finished_counts,
+    open_study,
+    record_study,
+)
+from ..early_stop import front_floor
+from ..space import Space
+from ..trial_spec import sample
+from .record import ATTR_EXPERIMENT, STATE_ATTR, fail_and_requeue, record_outcome
+from .trainable import RESULT_KEY
+
+__all__ = ["StudySearcher"]
+
+
+@dataclass
+class _Live:
+    """One Ray trial in flight and the Optuna trial it runs."""
+
+    trial_id: int  # Optuna storage id
+    number: int
+    attempt: str = ""
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    handle: optuna.Trial | None = None  # not saved: rebuilt from trial_id after a restore
+
+
+class StudySearcher(Searcher):
+    """Ask the study for trials, tell it their outcomes; see the module docstring.
+
+    ``experiment`` names the Ray experiment (stored on each trial as ``ray_experiment``);
+    ``target`` is the number of finished trials the study should reach; ``threads`` is the
+    torch thread count of each trial (the CPUs it reserved); ``stream`` seeds the sampler
+    (:func:`snt_search.driver.make_sampler`), distinct per experiment.
+    """
+
+    def __init__(
+        self,
+        space: Space,
+        options: StudyOptions,
+        *,
+        experiment: str,
+        target: int,
+        threads: int = 1,
+        max_failures: int = 0,
+        stream: int = 0,
+    ) -> None:
+        super().__init__()
+        self._space = space
+        self._options = options
+        self._experiment = experiment
+        self._target = target
+        self._threads = threads
+        self._max_failures = max_failures
+        self._stream = stream
+        self._live: dict[str, _Live] = {}
+        self._unexpected = 0
+        self._aborted: str | None = None
+        self._sampler_state: bytes | None = None
+        self._study: optuna.Study | None = None
+
+    @property
+    def study(self) -> optuna.Study:
+        """The study, opened on first use (also after unpickling) with the saved sampler."""
+        if self._study is None:
+            self._study = open_study(self._space, self._options, stream=self._stream)
+            if self._sampler_state is not None:
+                self._study.sampler = pickle.loads(self._sampler_state)
+        return self._study
+
+    def set_search_properties(
+        self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
+    ) -> bool:
+        return True  # the space is the study's; Ray's metric/mode do not apply (multi-objective)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        study = self.study
+        finished = finished_counts(study)["total"]
+        if finished >= self._target or self._aborted:
+            return Searcher.FINISHED  # type: ignore[return-value]  # Ray documents this str sentinel
+        if finished + len(self._live) >= self._target:
+            return None  # enough in flight; asked again when one ends
+        with warnings.catch_warnings():  # ask/tell trials do not beat: the driver sweeps them
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            trial = study.ask()
+        options = self._options
+        spec = sample(
+            self._space,
+            trial,
+            self._space.budget(options.budget),
+            data_dir=options.data_dir,
+            download=options.download,
+            device=options.device,
+        )
+        trial.set_user_attr("config", spec.as_dict())
+        trial.set_user_attr(ATTR_EXPERIMENT, self._experiment)
+        trial.set_user_attr("ray_trial_id", trial_id)
+        self._live[trial_id] = _Live(trial._trial_id, trial.number, handle=trial)
+        rule = self._space.early_stop
+        front_accuracy = None
+        if rule is not None and rule.front_fraction is not None:
+            curves = [t.user_attrs.get("curve", []) for t in study.best_trials]
+            front_accuracy = front_floor(curves, rule.at_epoch)
+        searched = [k for k, names in self._space.plugins.items() if len(names) > 1]
+        return {
+            "trial": trial.number,
+            "label": " ".join(f"{k}={spec.plugins[k]}" for k in searched),
+            "spec": spec,
+            "threads": self._threads,
+            "objectives": list(self._space.objectives),
+            "early_stop": rule,
+            "front_accuracy": front_accuracy,
+        }
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        live = self._live.get(trial_id)
+        token = result.get("attempt")
+        if live is None or not token or token == live.attempt:
+            return
+        live.attempt = str(token)
+        where = {"node_id": result.get("ray_node_id"), "node_ip": result.get("ray_node_ip")}
+        from_epoch = int(result.get("from_epoch", 0))
+        live.attempts.append({**where, "from_epoch": from_epoch})
+        trial = self._handle(live)
+        trial.set_user_attr("worker", f"{result.get('hostname')}:{result.get('pid')}")
+        trial.set_user_attr("ray_node_id", where["node_id"])
+        trial.set_user_attr("ray_node_ip", where["node_ip"])
+        trial.set_user_attr("ray_attempts", live.attempts)
+        if from_epoch:
+            trial.set_user_attr("resumed_from_epoch", from_epoch)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        if result:
+            self.on_trial_result(trial_id, result)
+        live = self._live.pop(trial_id, None)
+        if live is None:
+            return
+        study = self.study
+        if error or not result or RESULT_KEY not in result:
+            fail_and_requeue(
+                study,
+                live.trial_id,
+                f"Ray trial {trial_id} errored after {self._max_failures} retries (see its "
+                f"error.txt in the Ray experiment folder); its parameters are queued again",
+            )
+            return
+        outcome = json.loads(result[RESULT_KEY])
+        space = self._space
+        state = record_outcome(
+            study, self._handle(live), outcome, list(space.objectives), space.constraints
+        )
+        self._unexpected = self._unexpected + 1 if outcome.get("unexpected") else 0
+        if self._unexpected >= MAX_UNEXPECTED_IN_A_ROW and not self._aborted:
+            self._aborted = (
+                f"{self._unexpected} trials in a row failed with unexpected errors (last: "
+                f"{outcome['fail_reason']}); that looks like a bug or a broken environment "
+                f"rather than a bad configuration"
+            )
+            state_attr = dict(study.user_attrs.get(STATE_ATTR, {}), aborted=self._aborted)
+            study.set_user_attr(STATE_ATTR, state_attr)
+        if state == TrialState.COMPLETE:
+            record_study(study)
+
+    def _handle(self, live: _Live) -> optuna.Trial:
+        if live.handle is None:
+            live.handle = optuna.trial.Trial(self.study, live.trial_id)
+        return live.handle
+
+    def get_state(self) -> dict[str, Any]:
+        sampler = self._sampler_state
+        if self._study is not None:
+            sampler = pickle.dumps(self._study.sampler)
+        live = {
+            rid: _Live(v.trial_id, v.number, v.attempt, v.attempts) for rid, v in self._live.items()
+        }
+        return {"live": live, "sampler": sampler, "unexpected": self._unexpected}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._live = dict(state["live"])
+        self._sampler_state = state["sampler"]
+        self._unexpected = int(state.get("unexpected", 0))
+        self._study = None  # reopened with the restored sampler on first use
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as fh:
+            pickle.dump(self.get_state(), fh)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as fh:
+            self.set_state(pickle.load(fh))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        saved = self.get_state()
+        state["_live"], state["_sampler_state"] = saved["live"], saved["sampler"]
+        state["_study"] = None  # storages hold connections and locks; reopen after unpickling
+        return state
