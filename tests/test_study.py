@@ -111,7 +111,9 @@ def test_divergence_is_a_failed_trial_not_a_result(tiny_space: Path, workdir: Pa
 
 
 def test_sweep_curve_is_recorded_and_can_be_the_objective(tiny_space: Path, workdir: Path) -> None:
-    text = tiny_space.read_text().replace('accuracy_drop = "minimize"', 'sweep_accuracy_drop = "minimize"')
+    text = tiny_space.read_text().replace(
+        'accuracy_drop = "minimize"', 'sweep_accuracy_drop = "minimize"'
+    )
     text += '\n[sweep]\ncompressor = "magnitude_prune"\nsparsities = [0.0, 0.5, 0.9]\n'
     tiny_space.write_text(text)
     outcome = run_study(load_space(tiny_space), StudyOptions(n_trials=1, show_progress=False))
@@ -120,8 +122,21 @@ def test_sweep_curve_is_recorded_and_can_be_the_objective(tiny_space: Path, work
     curve = trial.user_attrs["sweep_report"]
     assert curve["compressor"] == "magnitude_prune" and len(curve["accuracies"]) == 3
     assert curve["sparsities"] == pytest.approx([0.0, 0.5, 0.9], abs=0.02)
-    assert curve["accuracies"][0] == pytest.approx(trial.user_attrs["base_accuracy"])  # 0% = unpruned
-    assert trial.values[1] == pytest.approx(trial.user_attrs["base_accuracy"] - curve["mean_accuracy"])
+    assert curve["accuracies"][0] == pytest.approx(
+        trial.user_attrs["base_accuracy"]
+    )  # 0% = unpruned
+    assert trial.values[1] == pytest.approx(
+        trial.user_attrs["base_accuracy"] - curve["mean_accuracy"]
+    )
+
+    from snt_search.report.data import load_study_data  # the report draws the stored curve
+
+    row = next(
+        r
+        for r in load_study_data("sqlite:///snt-search.db", "tiny").trials
+        if r.number == trial.number
+    )
+    assert row.sweep is not None and list(row.sweep.ys) == pytest.approx(curve["accuracies"])
 
 
 def test_journal_storage(tiny_space: Path, workdir: Path) -> None:

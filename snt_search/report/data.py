@@ -252,7 +252,9 @@ def _row(
         compression=compression if isinstance(compression, dict) else {},
         sharpness=sharpness if isinstance(sharpness, dict) else {},
         curve=[c for c in curve if isinstance(c, dict)] if isinstance(curve, list) else [],
-        sweep=_sweep(attrs.get("sweep")) or _sweep((compression or {}).get("sweep")),
+        sweep=_sweep(attrs.get("sweep_report"))
+        or _sweep(attrs.get("sweep"))
+        or _sweep((compression or {}).get("sweep")),
         fail_reason=str(attrs["fail_reason"]) if "fail_reason" in attrs else None,
         duration_s=duration,
     )
