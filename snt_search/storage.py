@@ -89,21 +89,42 @@ def open_storage(
             grace_period=grace_s,
             heartbeat_stale_trial_callback=retry,
         )
+    url = _with_driver(url)
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if kind == "sqlite":
         engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
-    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.x
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = RDBStorage(
-            url,
-            heartbeat_interval=heartbeat_s,
-            grace_period=grace_s,
-            heartbeat_stale_trial_callback=retry,
-            engine_kwargs=engine_kwargs,
-        )
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.x
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = RDBStorage(
+                    url,
+                    heartbeat_interval=heartbeat_s,
+                    grace_period=grace_s,
+                    heartbeat_stale_trial_callback=retry,
+                    engine_kwargs=engine_kwargs,
+                )
+            break
+        except optuna.exceptions.StorageInternalError:
+            # Two processes creating the tables of a new database at once: one of them loses
+            # the race on Optuna's version row; the tables exist now, so try again.
+            if attempt == 2:
+                raise
+            time.sleep(0.5 * (attempt + 1))
     if kind == "sqlite":
         _begin_immediate(storage)
     return storage
+
+
+def _with_driver(url: str) -> str:
+    """``postgresql://`` with psycopg2 when psycopg 3 (SQLAlchemy 2.1's default) is absent."""
+    if not url.startswith("postgresql://"):
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
 
 
 def _begin_immediate(storage: RDBStorage) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rich.markup import escape
+
 from ..catalog import resolve_space
-from ..driver import StudyOptions, run_study
+from ..driver import StudyAborted, StudyOptions, run_study
 from ..registry import get_registry
 from ..storage import DEFAULT_STORAGE
-from ._common import add_json, console, parse_sets, print_json
+from ._common import add_json, console, err_console, parse_sets, print_json
 from .pareto import print_front
 
 HELP = "search a space: train, measure lambda_max, compress and score each trial (resumable)"
@@ -17,10 +19,13 @@ EPILOG = """examples:
   snt-search study --space mixer_prune --budget smoke --trials 4 --dataset digits
   snt-search study --space studies/mixer_prune.toml --set backbone.mixer_s.num_blocks=2
   snt-search study --space mixer_prune --storage postgresql://localhost/snt --study-name run1
+  snt-search study --space mixer_prune --trials 40 --workers 2 --storage journal:runs/s.log
 
 Re-running the same command resumes the study: finished trials are kept and only the
-missing ones run. Results: the Optuna storage (default sqlite:///snt-search.db) and
-<out>/pareto.json, <out>/pareto.csv."""
+missing ones run; a trial cut short (Ctrl-C, a killed worker) is re-run from its last
+epoch checkpoint. Any number of such commands, on any number of machines, may share one
+study through a PostgreSQL/MySQL URL or a journal file. Results: the Optuna storage (default
+sqlite:///snt-search.db) and <out>/pareto.json, <out>/pareto.csv."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -51,6 +56,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--storage",
         default=DEFAULT_STORAGE,
         help=f"Optuna storage URL (default: {DEFAULT_STORAGE})",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="worker processes sharing the storage, each with cores/N torch threads (default: 1)",
     )
     p.add_argument("--study-name", help="study name (default: the space's name)")
     p.add_argument(
@@ -100,8 +111,13 @@ def run(args: argparse.Namespace) -> int:
         download=not args.no_download,
         device=args.device,
         show_progress=not args.json,
+        workers=args.workers,
     )
-    outcome = run_study(space, options, registry=registry)
+    try:
+        outcome = run_study(space, options, registry=registry)
+    except StudyAborted as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
+        return 2
     if args.json:
         print_json(
             {
@@ -110,15 +126,23 @@ def run(args: argparse.Namespace) -> int:
                 "ran": outcome.ran,
                 "finished": outcome.finished,
                 "failed": outcome.failed,
+                "pruned": outcome.pruned,
+                "problems": outcome.problems,
                 "pareto_front": outcome.front,
                 "files": [str(f) for f in outcome.files],
             }
         )
-        return 0
+        return 1 if outcome.problems else 0
+    pruned = f", {outcome.pruned} early-stopped" if outcome.pruned else ""
     console.print(
         f"study [bold]{outcome.study_name}[/]: ran {outcome.ran} trial(s); "
-        f"{outcome.finished} finished, {outcome.failed} failed in total ({outcome.storage})"
+        f"{outcome.finished} finished, {outcome.failed} failed{pruned} in total ({outcome.storage})"
     )
+    for problem in outcome.problems:
+        err_console.print(
+            f"[yellow]warning:[/] {escape(problem)}; its trial is re-queued once its heartbeat "
+            f"goes stale: run the same command again to finish the study"
+        )
     print_front(outcome.front, title=f"Pareto front of {outcome.study_name}")
     console.print("written: " + ", ".join(str(f) for f in outcome.files))
-    return 0
+    return 1 if outcome.problems else 0
