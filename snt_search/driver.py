@@ -150,6 +150,9 @@ def open_study(space: Space, options: StudyOptions, *, stream: int = 0) -> optun
         study.set_user_attr("space", space.name)
         study.set_user_attr("space_path", str(space.path))
         study.set_user_attr("objectives", list(space.objectives))
+        with warnings.catch_warnings():  # "experimental" since Optuna 3.2
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(space.objectives))  # for optuna-dashboard and plots
         for key, value in identity.items():
             study.set_user_attr(key, value)
     return study

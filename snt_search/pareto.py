@@ -14,7 +14,7 @@ from typing import Any
 
 import optuna
 
-__all__ = ["front_rows", "write_front"]
+__all__ = ["front_rows", "objective_names", "write_csv", "write_front"]
 
 # Trial attributes shown beside the objectives when present.
 DETAIL_ATTRS = (
@@ -27,6 +27,7 @@ DETAIL_ATTRS = (
 
 
 def objective_names(study: optuna.Study) -> list[str]:
+    """The metric names the driver stored with the study (``objective_i`` for foreign studies)."""
     names = study.user_attrs.get("objectives")
     if isinstance(names, list) and len(names) == len(study.directions):
         return [str(n) for n in names]
@@ -55,16 +56,22 @@ def write_front(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, csv_path = out_dir / "pareto.json", out_dir / "pareto.csv"
     _atomic_write(json_path, json.dumps(rows, indent=2, default=str) + "\n")
+    return [json_path, write_csv(rows, csv_path)]
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Write ``rows`` as CSV (columns: the union of the rows' keys, in first-seen order)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     columns: list[str] = []
     for row in rows:
         columns += [c for c in row if c not in columns]
-    tmp = csv_path.with_suffix(".csv.tmp")
+    tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    tmp.replace(csv_path)
-    return [json_path, csv_path]
+    tmp.replace(path)
+    return path
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -1,4 +1,4 @@
-"""`snt-search pareto`: the stored Pareto front of a study, as a table, JSON or CSV."""
+"""`snt-search pareto`: the stored Pareto front of a study as a table, JSON, CSV, HTML or PNG."""
 
 from __future__ import annotations
 
@@ -9,15 +9,29 @@ from typing import Any
 import optuna
 from rich.table import Table
 
-from ..pareto import front_rows, write_front
+from ..pareto import front_rows, write_csv, write_front
 from ..storage import DEFAULT_STORAGE, open_storage
 from ._common import add_json, console, print_json
 
 HELP = "show the Pareto front stored in a study"
+EPILOG = """examples:
+  snt-search pareto --study-name mixer_prune
+  snt-search pareto --study-name mixer_prune --storage journal:runs/s.log --json
+  snt-search pareto --study-name mixer_prune --csv front.csv --html front.html --png front.png
+
+--html writes an offline page with Optuna's interactive Pareto-front plot (every finished
+trial, the front highlighted) and the study's hypervolume history; --png draws the first two
+objectives with matplotlib."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pareto", help=HELP, description=HELP + " (non-dominated finished trials).")
+    p = sub.add_parser(
+        "pareto",
+        help=HELP,
+        description=HELP + " (non-dominated, feasible, finite finished trials).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument(
         "--study-name", required=True, help="the study's name (default of `study`: the space name)"
     )
@@ -28,6 +42,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--out", type=Path, help="also write pareto.json and pareto.csv into this folder"
+    )
+    p.add_argument("--csv", type=Path, metavar="FILE", help="write the front as CSV to FILE")
+    p.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="write an interactive Pareto plot (plotly) to FILE",
+    )
+    p.add_argument(
+        "--png", type=Path, metavar="FILE", help="write a Pareto plot (matplotlib) to FILE"
     )
     add_json(p)
     p.set_defaults(run=run)
@@ -43,12 +67,27 @@ def run(args: argparse.Namespace) -> int:
         )
     study = optuna.load_study(study_name=args.study_name, storage=storage)
     rows = front_rows(study)
+    written = []
     if args.out:
-        write_front(rows, args.out)
+        written += write_front(rows, args.out)
+    if args.csv:
+        written.append(write_csv(rows, args.csv))
+    if args.html:
+        from ..plots import write_html
+
+        written.append(write_html(study, args.html))
+    if args.png:
+        from ..plots import write_png
+
+        written.append(write_png(study, args.png))
     if args.json:
         print_json(rows)
-    else:
-        print_front(rows, title=f"Pareto front of {args.study_name} ({len(study.trials)} trials)")
+        return 0
+    history = study.user_attrs.get("hypervolume_history") or []
+    hv = f", hypervolume {history[-1][1]:.4g}" if history else ""
+    print_front(rows, title=f"Pareto front of {args.study_name} ({len(study.trials)} trials{hv})")
+    if written:
+        console.print("written: " + ", ".join(str(f) for f in written))
     return 0
 
 
