@@ -106,7 +106,7 @@ def _extra(path: Path) -> dict[str, Any]:
 
     with safe_open(str(path), framework="pt") as fh:
         meta = fh.metadata() or {}
-    return json.loads(meta.get(_META, "{}"))  # type: ignore[no-any-return]
+    return json.loads(meta.get(_META, "{}"))
 
 
 def _untie(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

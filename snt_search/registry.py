@@ -189,7 +189,6 @@ class Registry:
         instance.name = name
         return instance
 
-
     def has(self, kind: str, name: str) -> bool:
         """Whether ``get(kind, name)`` would succeed (``base:argument`` names included)."""
         try:

@@ -128,7 +128,7 @@ def train(
     cuda = device.type == "cuda"
     model.to(device)
     if cuda and any(isinstance(m, nn.Conv2d) for m in model.modules()):
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        model.to(memory_format=torch.channels_last)
     torch.manual_seed(seed)
     opt = optimizer.build(
         [p for p in model.parameters() if p.requires_grad],

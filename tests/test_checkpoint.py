@@ -43,10 +43,14 @@ def test_tied_weights_are_saved(tmp_path: Path) -> None:
 
 def test_mismatch_and_missing_file_say_what_to_do(tmp_path: Path) -> None:
     save_checkpoint(tmp_path / "m.safetensors", net())
-    with pytest.raises(ValueError, match="does not fit this model: missing .* same backbone, transform"):
+    with pytest.raises(
+        ValueError, match="does not fit this model: missing .* same backbone, transform"
+    ):
         load_checkpoint(tmp_path / "m.safetensors", nn.Linear(4, 2))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_checkpoint(tmp_path / "nope.safetensors", net())
     with pytest.raises(ValueError, match="holds no optimizer state"):
         model = net()
-        load_checkpoint(tmp_path / "m.safetensors", model, optimizer=torch.optim.SGD(model.parameters(), lr=1))
+        load_checkpoint(
+            tmp_path / "m.safetensors", model, optimizer=torch.optim.SGD(model.parameters(), lr=1)
+        )

@@ -134,5 +134,7 @@ def test_base_argument_names_resolve_through_with_argument() -> None:
     backbone = registry.get("backbone", "timm:resnet18")
     assert backbone.name == "timm:resnet18" and backbone.defaults["model"] == "resnet18"
     assert registry.has("backbone", "timm:resnet18") and not registry.has("backbone", "mixer_s:big")
-    with pytest.raises(PluginError, match="names of the form 'base:argument' need a backbone 'base'"):
+    with pytest.raises(
+        PluginError, match="names of the form 'base:argument' need a backbone 'base'"
+    ):
         registry.get("backbone", "mixer_s:big")

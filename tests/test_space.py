@@ -107,14 +107,20 @@ def test_malformed_space_names_file_key_and_fix(
 
 
 def test_sweep_section_is_validated(tmp_path: Path) -> None:
-    needs = write(tmp_path, TINY_SPACE.replace('accuracy_drop = "minimize"', 'sweep_auc = "maximize"'))
+    needs = write(
+        tmp_path, TINY_SPACE.replace('accuracy_drop = "minimize"', 'sweep_auc = "maximize"')
+    )
     with pytest.raises(SpaceError, match=r"sweep_auc needs a \[sweep\] section"):
         load_space(needs)
     bad = write(tmp_path, TINY_SPACE + "\n[sweep]\nsparsities = [0.5, 1.5]\n")
-    with pytest.raises(SpaceError, match=r"sparsities must be a list of >= 2 numbers in \[0, 1\), got \[0.5, 1.5\]"):
+    with pytest.raises(
+        SpaceError, match=r"sparsities must be a list of >= 2 numbers in \[0, 1\), got \[0.5, 1.5\]"
+    ):
         load_space(bad)
     quant = write(tmp_path, TINY_SPACE + '\n[sweep]\ncompressor = "ptq"\n')
-    with pytest.raises(SpaceError, match=r"'ptq' has no 'sparsity' parameter; sweep a pruning compressor"):
+    with pytest.raises(
+        SpaceError, match=r"'ptq' has no 'sparsity' parameter; sweep a pruning compressor"
+    ):
         load_space(quant).check(get_registry())
     ok = load_space(write(tmp_path, TINY_SPACE + "\n[sweep]\n")).check(get_registry())
     assert ok.sweep is not None and ok.sweep.sparsities[1] == 0.1 and len(ok.sweep.sparsities) == 10

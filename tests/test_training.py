@@ -135,7 +135,14 @@ def test_nan_loss_stops_training_at_once() -> None:
 def test_every_optimizer_trains(name: str) -> None:
     data = bundle(64)
     model = small_cnn()
-    result = train(model, get_registry().get("optimizer", name), {}, data, TrainConfig(epochs=2, batch_size=32, lr=0.01), seed=0)
+    result = train(
+        model,
+        get_registry().get("optimizer", name),
+        {},
+        data,
+        TrainConfig(epochs=2, batch_size=32, lr=0.01),
+        seed=0,
+    )
     assert result.curve[-1].loss < result.curve[0].loss * 1.5 and result.images == 128
 
 
@@ -168,8 +175,19 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path) -> None:  # 
         train(small_cnn(), adam, {}, data, cfg, seed=1, checkpoint=ckpt, on_epoch=stop_after_first)
     epochs_run = []
     resumed_model = small_cnn()
-    resumed = train(resumed_model, adam, {}, data, cfg, seed=1, checkpoint=ckpt, on_epoch=lambda s: epochs_run.append(s.epoch))
+    resumed = train(
+        resumed_model,
+        adam,
+        {},
+        data,
+        cfg,
+        seed=1,
+        checkpoint=ckpt,
+        on_epoch=lambda s: epochs_run.append(s.epoch),
+    )
     assert epochs_run == [2, 3]  # epoch 1 was not trained again
-    assert [e.loss for e in resumed.curve] == pytest.approx([e.loss for e in expected.curve], rel=1e-5)
+    assert [e.loss for e in resumed.curve] == pytest.approx(
+        [e.loss for e in expected.curve], rel=1e-5
+    )
     for a, b in zip(straight.parameters(), resumed_model.parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-6)

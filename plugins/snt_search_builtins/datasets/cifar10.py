@@ -34,7 +34,10 @@ class Cifar10(Dataset):
         try:
             train = cls(str(root), train=True, download=request.download)
             test = cls(str(root), train=False, download=request.download)
-        except (OSError, RuntimeError) as exc:  # URLError is an OSError; missing files: RuntimeError
+        except (
+            OSError,
+            RuntimeError,
+        ) as exc:  # URLError is an OSError; missing files: RuntimeError
             raise DataUnavailable(
                 f"dataset {self.name!r}: could not load it from {root} ({exc}). "
                 f"Put the official '{self.folder}' folder under --data-dir, let it download "
