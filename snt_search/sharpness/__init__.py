@@ -19,13 +19,14 @@ See ``docs/sharpness.md``.
 from __future__ import annotations
 
 from .data import draw_batches
-from .estimate import METHODS, estimate_lambda_max, estimate_trace
+from .estimate import METHODS, STARTS, estimate_lambda_max, estimate_trace
 from .hvp import BACKENDS, HessianVectorProduct, clear_backend_cache
 from .result import SharpnessResult, TraceResult
 
 __all__ = [
     "BACKENDS",
     "METHODS",
+    "STARTS",
     "HessianVectorProduct",
     "SharpnessResult",
     "TraceResult",

@@ -90,6 +90,12 @@ class HessianVectorProduct:
                 f"backend must be one of {(*BACKENDS, 'auto')}, got {backend!r}; "
                 "use 'auto' to pick the faster one"
             )
+        dtypes = {p.dtype for _, p in named}
+        if len(dtypes) > 1:
+            raise ValueError(
+                f"trainable parameters must share one dtype, got {sorted(map(str, dtypes))}; "
+                "cast the model (e.g. model.float()) before estimating sharpness"
+            )
         self.model = model
         self.loss_fn = loss_fn
         self.names = [n for n, _ in named]
@@ -131,6 +137,30 @@ class HessianVectorProduct:
                         acc.add_(h.detach(), alpha=weight)
         self.count += 1
         return out.to(v.dtype)
+
+    def gradient(self) -> Tensor:
+        """Flat gradient of ``L`` (sample-weighted over the batches); not counted as a product.
+
+        With the graph cache it builds and keeps every batch's first-order graph, so the
+        following products reuse it and the gradient comes for free.
+        """
+        out = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
+        out_views = self.unflatten(out)
+        with torch.enable_grad():
+            for b, (x, y) in enumerate(self.batches):
+                if self.cached:
+                    first = self._graphs[b] or self._first_order(x, y)
+                    self._graphs[b] = first
+                    idx, grads = first
+                else:
+                    loss = self._loss(x, y, self.model(x))
+                    all_grads = torch.autograd.grad(loss, self.params, allow_unused=True)
+                    idx = [i for i, g in enumerate(all_grads) if g is not None]
+                    grads = [all_grads[i] for i in idx]
+                weight = float(x.shape[0]) / self.samples
+                for i, g in zip(idx, grads, strict=True):
+                    out_views[i].add_(g.detach(), alpha=weight)
+        return out
 
     def unflatten(self, v: Tensor) -> list[Tensor]:
         """Split flat ``v`` into views shaped like the trainable parameters."""

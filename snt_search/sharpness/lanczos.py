@@ -12,10 +12,12 @@ memory and flops per step, negligible next to a Hessian-vector product for ``k <
 hundred``.
 
 Stopping rule (checked once at least ``top_k`` Ritz values exist), for each of the top ``k``
-Ritz pairs ``(l_i, y_i)``: the relative Ritz residual ``|beta_m * s_{m,i}| / |l_i|`` (which
-equals ``||H y_i - l_i y_i|| / |l_i|``) is ``<= tol``, or the relative change of ``l_i`` since the
-previous step has been ``<= tol`` on two consecutive steps. An invariant subspace
-(``beta == 0``) means the Ritz values are exact and also stops.
+Ritz pairs ``(l_i, y_i)``: the relative Ritz residual ``r_i = |beta_m * s_{m,i}| / |l_i|`` (which
+equals ``||H y_i - l_i y_i|| / |l_i|``) is ``<= tol`` (a rigorous bound), or the relative change
+of ``l_i`` since the previous step has been ``<= tol`` on two consecutive steps, or on one step
+while the gap-corrected error estimate ``r_i^2 |l_i| / gap_i`` is also ``<= tol`` (from the
+residual-gap bound ``|l - lambda| <= ||r||^2 / gap``, e.g. Parlett, "The Symmetric Eigenvalue
+Problem"; ``gap_i`` is the distance to the nearest other Ritz value, an estimate of the true gap). An invariant subspace (``beta == 0``) means the Ritz values are exact and stops.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from .start import start_vector
 
 __all__ = ["LanczosOutput", "lanczos"]
 
@@ -51,6 +55,7 @@ def lanczos(
     seed: int = 0,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
+    start: Tensor | None = None,
 ) -> LanczosOutput:
     """Return the ``top_k`` algebraically largest eigenvalues of the symmetric ``matvec``.
 
@@ -62,6 +67,8 @@ def lanczos(
         tol: relative tolerance of the stopping rule (see the module docstring).
         seed: seed of the Gaussian start vector (drawn on the CPU, so CPU and CUDA agree).
         device, dtype: where the basis lives.
+        start: optional direction the start vector is tilted towards (e.g. the loss
+            gradient, see :mod:`.start`).
 
     Non-finite products stop the iteration with NaN eigenvalues and ``converged=False``.
     """
@@ -72,8 +79,8 @@ def lanczos(
     if not tol > 0:
         raise ValueError(f"tol must be > 0, got {tol}")
     steps = min(max_iter, dim)
-    q = torch.randn(dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    q = (q / q.norm()).to(device=device, dtype=dtype)
+    gen = torch.Generator().manual_seed(seed)
+    q = start_vector(dim, gen, hint=start, device=device, dtype=dtype)
     basis = _Basis(dim, device, dtype)
     basis.append(q)
     alphas: list[float] = []
@@ -114,7 +121,11 @@ def lanczos(
                 calm = calm + 1 if bool((change <= tol).all()) else 0
             prev = theta
             exhausted = beta <= 1e-10 * max(abs(float(theta[0])), 1.0)
-            if exhausted or bool((res <= tol).all()) or calm >= 2:
+            # One calm step suffices when the residual-gap error estimate is within tol too.
+            gap_ok = (
+                calm >= 1 and j + 1 > top_k and bool((_gap_error(evals, res, top_k) <= tol).all())
+            )
+            if exhausted or bool((res <= tol).all()) or calm >= 2 or gap_ok:
                 converged = True
                 break
         if beta == 0.0 or j + 1 == steps:
@@ -134,6 +145,18 @@ def lanczos(
         relative_residual=float(res.max()) if finite else math.nan,
         converged=converged and finite,
     )
+
+
+def _gap_error(evals: Tensor, rel_res: Tensor, k: int) -> Tensor:
+    """``r_i^2 / (gap_i * |l_i|)`` for the top ``k`` Ritz values (``evals`` ascending, > k)."""
+    desc = evals.flip(0)
+    theta = desc[:k]
+    below = (theta - desc[1 : k + 1]).abs()
+    above = torch.cat(
+        [torch.full((1,), math.inf, dtype=desc.dtype), (desc[: k - 1] - theta[1:]).abs()]
+    )
+    gap = torch.minimum(below, above).clamp_min(torch.finfo(torch.float64).tiny)
+    return rel_res**2 * theta.abs() / gap
 
 
 def _tridiagonal(alphas: list[float], betas: list[float]) -> Tensor:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .start import start_vector
+
 __all__ = ["PowerOutput", "power_iteration"]
 
 
@@ -43,6 +45,7 @@ def power_iteration(
     seed: int = 0,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
+    start: Tensor | None = None,
 ) -> PowerOutput:
     """Return the ``top_k`` dominant eigenvalues of the symmetric ``matvec`` by deflation.
 
@@ -54,6 +57,7 @@ def power_iteration(
         tol: relative-change tolerance (PyHessian's rule, see the module docstring).
         seed: seed of the Gaussian start vectors (drawn on the CPU).
         device, dtype: where the vectors live.
+        start: optional direction every start vector is tilted towards (see :mod:`.start`).
 
     ``relative_residual`` is ``max_i ||H v_i - l_i v_i|| / |l_i|`` at each eigenvalue's last
     step (free: ``H v_i`` is computed anyway). ``converged`` requires every eigenvalue to
@@ -72,8 +76,7 @@ def power_iteration(
     all_converged = True
     iterations = 0
     for _ in range(top_k):
-        v = torch.randn(dim, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
-        v = v / v.norm()
+        v = start_vector(dim, gen, hint=start, device=device, dtype=dtype)
         value = math.nan
         residual = math.nan
         converged = False

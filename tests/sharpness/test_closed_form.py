@@ -5,20 +5,28 @@ from __future__ import annotations
 import pytest
 import torch
 
-from snt_search.sharpness import BACKENDS, estimate_lambda_max, estimate_trace
+from snt_search.sharpness import BACKENDS, STARTS, estimate_lambda_max, estimate_trace
+from snt_search.sharpness.lanczos import _gap_error
 
 from .helpers import Quadratic, identity_loss, least_squares, mse_loss, spectrum_matrix
 
 NO_DATA = [(torch.zeros(1, 1), torch.zeros(1))]
 
 
+@pytest.mark.parametrize("start", STARTS)
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("method", ["lanczos", "power"])
-def test_quadratic_top_eigenvalue(method: str, backend: str) -> None:
+def test_quadratic_top_eigenvalue(method: str, backend: str, start: str) -> None:
     spectrum = torch.cat([torch.linspace(-2.0, 3.0, 29), torch.tensor([10.0])]).double()
     model = Quadratic(spectrum_matrix(spectrum))
     r = estimate_lambda_max(
-        model, NO_DATA, loss_fn=identity_loss, method=method, backend=backend, tol=1e-6
+        model,
+        NO_DATA,
+        loss_fn=identity_loss,
+        method=method,
+        backend=backend,
+        tol=1e-6,
+        start=start,
     )
     assert r.converged
     assert r.lambda_max == pytest.approx(10.0, rel=1e-4)
@@ -35,6 +43,30 @@ def test_lanczos_top_k_matches_spectrum() -> None:
     expected = spectrum.flip(0)[:4].tolist()
     assert r.eigenvalues == pytest.approx(expected, rel=1e-6)
     assert r.lambda_max == r.eigenvalues[0]
+
+
+def test_zero_gradient_start_falls_back_to_random() -> None:
+    model = Quadratic(spectrum_matrix(torch.tensor([4.0, 2.0, 1.0, 0.5]).double()))
+    with torch.no_grad():
+        model.w.zero_()  # the minimum: the gradient is exactly zero
+    r = estimate_lambda_max(model, NO_DATA, loss_fn=identity_loss, tol=1e-8)
+    assert r.converged and r.lambda_max == pytest.approx(4.0, rel=1e-6)
+
+
+def test_gap_error_estimate() -> None:
+    evals = torch.tensor([1.0, 6.0, 8.0, 10.0], dtype=torch.float64)  # ascending Ritz values
+    rel_res = torch.tensor([0.01, 0.02], dtype=torch.float64)  # of 10 and 8
+    est = _gap_error(evals, rel_res, 2)
+    # 10: r = 0.1, gap 2 -> 0.1^2 / 2 / 10; 8: r = 0.16, gap min(2, 2) -> 0.16^2 / 2 / 8
+    assert est.tolist() == pytest.approx([0.01**2 * 10 / 2, 0.02**2 * 8 / 2])
+
+
+def test_lanczos_stops_early_on_an_isolated_outlier() -> None:
+    spectrum = torch.cat([torch.linspace(0.0, 1.0, 200), torch.tensor([50.0])]).double()
+    model = Quadratic(spectrum_matrix(spectrum, seed=7))
+    r = estimate_lambda_max(model, NO_DATA, loss_fn=identity_loss, tol=1e-3, start="random")
+    assert r.converged and r.lambda_max == pytest.approx(50.0, rel=1e-3)
+    assert r.hvp_count <= 5
 
 
 def test_power_top_k_by_deflation() -> None:

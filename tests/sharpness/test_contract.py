@@ -191,6 +191,8 @@ def test_invalid_arguments_explain_the_fix() -> None:
     model, batches = small_mlp(), image_batches(n=8)
     with pytest.raises(ValueError, match="method must be one of"):
         estimate_lambda_max(model, batches, method="arnoldi")
+    with pytest.raises(ValueError, match="start must be one of"):
+        estimate_lambda_max(model, batches, start="ones")
     with pytest.raises(ValueError, match="backend must be one of"):
         estimate_lambda_max(model, batches, backend="jax")
     with pytest.raises(ValueError, match="batches is empty"):
