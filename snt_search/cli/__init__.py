@@ -11,10 +11,10 @@ from rich.markup import escape
 from .. import __version__
 from ..space import SpaceError
 from ..specs import PluginError
-from . import dashboard, pareto, plugins, report, spaces, study, train
+from . import dashboard, pareto, plugins, report, sharpness, spaces, study, train
 from ._common import err_console
 
-COMMANDS = [plugins, spaces, study, pareto, train, report, dashboard]
+COMMANDS = [plugins, spaces, study, pareto, train, report, sharpness, dashboard]
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
