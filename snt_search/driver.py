@@ -124,14 +124,21 @@ def make_sampler(space: Space, stream: int = 0) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def open_study(space: Space, options: StudyOptions, *, stream: int = 0) -> optuna.Study:
-    """Create the study or resume it; refuse to mix a different space or budget into it."""
+def open_study(
+    space: Space,
+    options: StudyOptions,
+    *,
+    stream: int = 0,
+    storage: optuna.storages.BaseStorage | None = None,
+) -> optuna.Study:
+    """Create the study or resume it; refuse to mix a different space or budget into it.
+
+    ``storage`` reuses an opened storage (default: open ``options.storage``)."""
     name = options.name(space)
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(
-        storage=open_storage(
-            options.storage, heartbeat_s=options.heartbeat_s, grace_s=options.grace_s
-        ),
+        storage=storage
+        or open_storage(options.storage, heartbeat_s=options.heartbeat_s, grace_s=options.grace_s),
         study_name=name,
         directions=[optuna.study.StudyDirection[d.upper()] for d in space.objectives.values()],
         sampler=make_sampler(space, stream),
@@ -179,15 +186,24 @@ def record_study(study: optuna.Study, _trial: optuna.trial.FrozenTrial | None = 
     inconsistent: the last writer stores the latest state. The history keeps only the trials
     that changed the hypervolume (``[[trial, hv], ...]``) so it stays small.
     """
+    if _trial is not None and _trial.state != TrialState.COMPLETE:
+        return  # only a completed trial can change the front
     try:
-        study.set_user_attr("pareto_front", [r["trial"] for r in front_rows(study)])
-        history, reference = hypervolume.history(study)
+        trials = study.get_trials(deepcopy=False)
+        history, reference = hypervolume.history(trials, study.directions)
         steps: list[list[float]] = []
         for point in history:
             if not steps or point["hypervolume"] != steps[-1][1]:
                 steps.append([point["trial"], point["hypervolume"]])
-        study.set_user_attr("hypervolume_history", steps)
-        study.set_user_attr("hypervolume_reference", reference)
+        values = {
+            "pareto_front": hypervolume.front_numbers(trials, study.directions),
+            "hypervolume_history": steps,
+            "hypervolume_reference": reference,
+        }
+        stored = study.user_attrs
+        for key, value in values.items():
+            if stored.get(key) != value:
+                study.set_user_attr(key, value)
     except Exception as exc:  # bookkeeping must never stop a study; trials hold the truth
         logging.getLogger(__name__).warning("could not store the Pareto front: %s", exc)
 
@@ -209,7 +225,10 @@ def run_study(
     registry = registry or get_registry()
     space.check(registry)
     space.budget(options.budget)
-    study = open_study(space, options)
+    storage = open_storage(
+        options.storage, heartbeat_s=options.heartbeat_s, grace_s=options.grace_s
+    )
+    study = open_study(space, options, storage=storage)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)  # count (and re-queue) trials of dead workers
@@ -219,7 +238,13 @@ def run_study(
     with StudyProgress(remaining, space.objectives, enabled=options.show_progress) as progress:
         if remaining and options.workers == 1:
             run_worker(
-                space, options, remaining, registry=registry, runner=runner, progress=progress
+                space,
+                options,
+                remaining,
+                registry=registry,
+                runner=runner,
+                progress=progress,
+                storage=storage,
             )
         elif remaining:
             shares = split(remaining, options.workers)
@@ -264,15 +289,18 @@ def run_worker(
     runner: Callable[..., Any] = run_trial,
     progress: StudyProgress | None = None,
     stream: int | None = None,
+    storage: optuna.storages.BaseStorage | None = None,
 ) -> int:
     """Run up to ``quota`` trials of the (existing) study; return how many ran.
 
     Stops early once the study has ``options.n_trials`` finished trials (other workers count),
     and raises :class:`StudyAborted` after ``MAX_UNEXPECTED_IN_A_ROW`` unexpected errors.
+    ``stream`` seeds the sampler (default: the number of trials so far); ``storage`` reuses
+    an opened storage.
     """
     registry = registry or get_registry()
     name = options.name(space)
-    storage = open_storage(
+    storage = storage or open_storage(
         options.storage, heartbeat_s=options.heartbeat_s, grace_s=options.grace_s
     )
     if stream is None:

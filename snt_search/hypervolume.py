@@ -20,7 +20,7 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["history", "hypervolume", "minimized", "reference_point"]
+__all__ = ["front_numbers", "history", "hypervolume", "minimized", "reference_point"]
 
 
 def minimized(
@@ -36,6 +36,17 @@ def minimized(
             continue
         out.append((t.number, sign * np.asarray(t.values, dtype=float)))
     return out
+
+
+def front_numbers(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]) -> list[int]:
+    """Numbers of the non-dominated COMPLETE, feasible, finite trials (``study.best_trials``
+    without re-reading the storage), ascending."""
+    points = minimized(trials, directions)
+    return [
+        n
+        for n, p in points
+        if not any(np.all(q <= p) and np.any(q < p) for m, q in points if m != n)
+    ]
 
 
 def reference_point(points: Sequence[np.ndarray], margin: float = 0.1) -> np.ndarray | None:

@@ -1,0 +1,176 @@
+"""Driver overhead and worker scaling, measured side by side in one run.
+
+1. Per-trial overhead of the driver + storage: ``run_study`` with a no-op trial (no training),
+   against plain ``study.optimize`` with a no-op objective on the same kind of storage, so
+   the ratio shows what snt-search adds (sampling a spec, storing config/metrics/curve, the
+   front and hypervolume history after every trial, heartbeats). Target: < 0.5 s per trial.
+2. Throughput of 2 workers vs 1 on the same short space (real tiny trials on synthetic data):
+   finished trials per minute, wall clock. Target: >= 1.7x on 2 cores. Only meaningful on an
+   idle machine: the load average before and after is printed with the figures.
+
+    python bench/driver_overhead.py                      # both parts, SQLite
+    python bench/driver_overhead.py --storage journal    # the journal file instead
+    python bench/driver_overhead.py --skip-scaling --overhead-trials 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for pickling noop_runner by name
+
+from snt_search.driver import StudyOptions, run_study  # noqa: E402
+from snt_search.pipeline import TrialResult  # noqa: E402
+from snt_search.registry import get_registry  # noqa: E402
+from snt_search.space import load_space  # noqa: E402
+from snt_search.storage import open_storage  # noqa: E402
+from snt_search.trial_spec import TrialSpec  # noqa: E402
+
+SPACE = """
+[study]
+name = "bench"
+sampler = "{sampler}"
+seed = 0
+
+[objectives]
+lambda_max = "minimize"
+accuracy_drop = "minimize"
+
+[plugins]
+dataset = "synthetic"
+backbone = "mixer_s"
+transform = ["none", "snt"]
+optimizer = ["adam", "sam"]
+compressor = "magnitude_prune"
+
+[params]
+"dataset.synthetic.train_size" = {train_size}
+"dataset.synthetic.test_size" = 128
+"backbone.mixer_s.num_blocks" = 2
+"backbone.mixer_s.embed_dim" = 32
+"backbone.mixer_s.patch_size" = 8
+"train.lr" = {{ low = 1e-3, high = 1e-2, log = true }}
+"optimizer.sam.rho" = {{ low = 0.01, high = 0.1 }}
+"compressor.magnitude_prune.sparsity" = 0.5
+
+[sharpness]
+method = "lanczos"
+samples = 64
+batch_size = 64
+max_iter = 10
+
+[budgets.smoke]
+epochs = {epochs}
+batch_size = 32
+"""
+
+
+def noop_runner(spec: TrialSpec, **_: Any) -> TrialResult:
+    """No training: objectives from the sampled learning rate, one curve point."""
+    lr = spec.train.lr
+    return TrialResult(
+        metrics={"lambda_max": lr, "accuracy_drop": 1 / lr, "base_accuracy": 50.0},
+        curve=[{"epoch": 1, "loss": 1.0, "test_accuracy": 50.0}],
+        reports={"sharpness": {"method": "none"}},
+    )
+
+
+def _url(kind: str, folder: Path, tag: str) -> str:
+    return f"sqlite:///{folder / tag}.db" if kind == "sqlite" else f"journal:{folder / tag}.log"
+
+
+def overhead(kind: str, n: int, folder: Path) -> dict[str, float]:
+    path = folder / "noop.toml"
+    path.write_text(SPACE.format(sampler="nsga2", train_size=128, epochs=1))
+    space = load_space(path)
+    url = _url(kind, folder, "overhead")
+    get_registry()  # plugin imports are paid once per process, not per trial
+    start = time.perf_counter()
+    run_study(space, StudyOptions(n_trials=n, storage=url, show_progress=False), runner=noop_runner)
+    ours = (time.perf_counter() - start) / n
+
+    plain = optuna.create_study(
+        storage=open_storage(_url(kind, folder, "plain")),
+        directions=["minimize", "minimize"],
+        sampler=optuna.samplers.NSGAIISampler(seed=0, population_size=8),
+    )
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        lr = trial.suggest_float("train.lr", 1e-3, 1e-2, log=True)
+        trial.suggest_categorical("transform", ["none", "snt"])
+        return lr, 1 / lr
+
+    start = time.perf_counter()
+    plain.optimize(objective, n_trials=n)
+    bare = (time.perf_counter() - start) / n
+    return {"snt_search_s": ours, "plain_optuna_s": bare}
+
+
+def scaling(kind: str, n: int, folder: Path, train_size: int) -> dict[str, float]:
+    path = folder / "short.toml"
+    path.write_text(SPACE.format(sampler="random", train_size=train_size, epochs=2))
+    space = load_space(path)
+    out = {}
+    # Start the worker fork server once (imports torch, timm, snt-search) before timing, as a
+    # long study pays it once; its cost is reported on its own.
+    start = time.perf_counter()
+    warm = StudyOptions(n_trials=2, storage=_url(kind, folder, "warm"), show_progress=False)
+    run_study(space, replace(warm, workers=2, out_dir=folder / "warm"), runner=noop_runner)
+    out["worker_startup_s"] = time.perf_counter() - start
+    for workers in (1, 2):
+        options = StudyOptions(
+            n_trials=n,
+            storage=_url(kind, folder, f"scaling{workers}"),
+            show_progress=False,
+            out_dir=folder / f"runs{workers}",
+        )
+        start = time.perf_counter()
+        outcome = run_study(space, replace(options, workers=workers))
+        seconds = time.perf_counter() - start
+        assert outcome.ran == n, outcome
+        out[f"{workers}_worker_trials_per_min"] = 60 * n / seconds
+    out["speedup"] = out["2_worker_trials_per_min"] / out["1_worker_trials_per_min"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--storage", choices=("sqlite", "journal"), default="sqlite")
+    parser.add_argument("--overhead-trials", type=int, default=50)
+    parser.add_argument("--scaling-trials", type=int, default=8)
+    parser.add_argument("--train-size", type=int, default=512, help="synthetic images per trial")
+    parser.add_argument("--skip-scaling", action="store_true")
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    print(f"load average before: {os.getloadavg()}, cores: {os.cpu_count()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        o = overhead(args.storage, args.overhead_trials, folder)
+        print(
+            f"per-trial overhead ({args.storage}, {args.overhead_trials} no-op trials): "
+            f"snt-search {o['snt_search_s']:.3f} s, plain Optuna {o['plain_optuna_s']:.3f} s "
+            f"(target < 0.5 s: {'met' if o['snt_search_s'] < 0.5 else 'MISSED'})"
+        )
+        if not args.skip_scaling:
+            s = scaling(args.storage, args.scaling_trials, folder, args.train_size)
+            print(
+                f"throughput ({args.scaling_trials} trials): 1 worker "
+                f"{s['1_worker_trials_per_min']:.2f}/min, 2 workers "
+                f"{s['2_worker_trials_per_min']:.2f}/min, speedup {s['speedup']:.2f}x "
+                f"(target >= 1.7x: {'met' if s['speedup'] >= 1.7 else 'MISSED'}); "
+                f"starting the worker fork server took {s['worker_startup_s']:.1f} s once"
+            )
+    print(f"load average after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
