@@ -47,6 +47,8 @@ from .record import ATTR_EXPERIMENT, STATE_ATTR, fail_and_requeue
 
 __all__ = ["run_study_ray"]
 
+MAX_FOLLOW_UPS = 1  # experiments that re-run trials Ray gave up on, before reporting them
+
 
 def run_study_ray(
     space: Space,
@@ -58,8 +60,10 @@ def run_study_ray(
     """Run (or resume) ``space`` on Ray until ``options.n_trials`` trials have finished.
 
     Raises :class:`RayStudyError` when the space or device cannot run on the cluster, or when
-    trials kept failing on Ray (their parameters are queued again: the same command resumes),
-    and ``KeyboardInterrupt`` when the experiment was stopped before its trials ended.
+    trials kept failing on Ray so that the study is still short of ``n_trials`` (their
+    parameters are queued again: the same command resumes); :class:`StudyAborted` after
+    ``MAX_UNEXPECTED_IN_A_ROW`` unexpected trial errors in a row, like the local driver; and
+    ``KeyboardInterrupt`` when the experiment was stopped before its trials ended.
     """
     require_ray()
     import ray
@@ -99,7 +103,13 @@ def run_study_ray(
     aborted = _aborted(study)
     if aborted:
         raise StudyAborted(f"{aborted}. Fix it, then {RESUME_HINT}.")
-    if errors:
+    if errors and after["total"] >= options.n_trials:
+        logging.getLogger(__name__).warning(
+            "%d trial(s) failed on Ray and ran again from the start (first: %s)",
+            len(errors),
+            errors[0],
+        )
+    elif errors:
         raise RayStudyError(
             f"{len(errors)} trial(s) failed on Ray after {ray_options.max_failures} retries each "
             f"(first: {errors[0]}); finished trials are stored in {options.storage} and the "
@@ -120,7 +130,11 @@ def run_study_ray(
 def _run_experiments(
     study: Any, space: Space, options: StudyOptions, ray_options: RayOptions, storage_path: str
 ) -> list[str]:
-    """Finish the study's unfinished experiment, then start one for the missing trials."""
+    """Finish the study's unfinished experiment, then run new ones for the missing trials.
+
+    Returns the errors of trials Ray gave up on. Their parameters are queued again, and one
+    more experiment runs them (and any trial an experiment lost) before this gives up.
+    """
     from ray import tune
 
     errors: list[str] = []
@@ -132,7 +146,9 @@ def _run_experiments(
             tuner = tune.Tuner.restore(path, trainable=_trainable(space.resources))
             errors += _fit(tuner, study, state["name"], where)
     _requeue_orphans(study)
-    if options.n_trials > finished_counts(study)["total"] and not _aborted(study):
+    for _ in range(1 + MAX_FOLLOW_UPS):
+        if finished_counts(study)["total"] >= options.n_trials or _aborted(study):
+            break
         name = _experiment_name(study.study_name)
         tuner = _new_tuner(study, space, options, ray_options, name, storage_path)
         errors += _fit(tuner, study, name, storage_path)
@@ -150,6 +166,7 @@ def _new_tuner(
 ) -> Any:
     from ray import tune
 
+    from .checkpoints import CheckpointPruner
     from .progress import ProgressCallback
     from .searcher import StudySearcher
 
@@ -176,8 +193,7 @@ def _new_tuner(
             name=name,
             storage_path=storage_path,
             failure_config=tune.FailureConfig(max_failures=ray_options.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[ProgressCallback()],
+            callbacks=[ProgressCallback(), CheckpointPruner()],
             verbose=0,  # the local driver's display instead (ProgressCallback)
         ),
     )
@@ -186,9 +202,6 @@ def _new_tuner(
 def _fit(tuner: Any, study: Any, name: str, storage_path: str) -> list[str]:
     """Run ``tuner`` to the end; mark its experiment done; return its trials' errors."""
     study.set_user_attr(STATE_ATTR, {"name": name, "storage_path": storage_path, "done": False})
-    # Each epoch checkpoint snapshots the experiment (num_to_keep=1), on purpose: a restored
-    # experiment then always knows each trial's last checkpoint. Ray warns about it; don't.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # its header ignores verbose=0 (stdout)
     grid = tuner.fit()
     if grid.num_terminated + grid.num_errors < len(grid):

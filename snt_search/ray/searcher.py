@@ -21,10 +21,11 @@ from __future__ import annotations
 import json
 import pickle
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
@@ -43,6 +44,8 @@ from .trainable import RESULT_KEY
 
 __all__ = ["StudySearcher"]
 
+RUNNING = TrialState.RUNNING
+
 
 @dataclass
 class _Live:
@@ -50,8 +53,7 @@ class _Live:
 
     trial_id: int  # Optuna storage id
     number: int
-    attempt: str = ""
-    attempts: list[dict[str, Any]] = field(default_factory=list)
+    attempt: str = ""  # token of the attempt that reported last
     handle: optuna.Trial | None = None  # not saved: rebuilt from trial_id after a restore
 
 
@@ -93,9 +95,14 @@ class StudySearcher(Searcher):
     def study(self) -> optuna.Study:
         """The study, opened on first use (also after unpickling) with the saved sampler."""
         if self._study is None:
-            self._study = open_study(self._space, self._options, stream=self._stream)
+            study = open_study(self._space, self._options, stream=self._stream)
             if self._sampler_state is not None:
-                self._study.sampler = pickle.loads(self._sampler_state)
+                study.sampler = pickle.loads(self._sampler_state)
+            # After a restore, Ray may run again a trial the study already has: its state was
+            # saved before the trial ended. Forget it; its repeated result is ignored.
+            running = {t._trial_id for t in study.get_trials(deepcopy=False, states=(RUNNING,))}
+            self._live = {k: v for k, v in self._live.items() if v.trial_id in running}
+            self._study = study
         return self._study
 
     def set_search_properties(
@@ -150,14 +157,24 @@ class StudySearcher(Searcher):
         live.attempt = str(token)
         where = {"node_id": result.get("ray_node_id"), "node_ip": result.get("ray_node_ip")}
         from_epoch = int(result.get("from_epoch", 0))
-        live.attempts.append({**where, "from_epoch": from_epoch})
         trial = self._handle(live)
-        trial.set_user_attr("worker", f"{result.get('hostname')}:{result.get('pid')}")
-        trial.set_user_attr("ray_node_id", where["node_id"])
-        trial.set_user_attr("ray_node_ip", where["node_ip"])
-        trial.set_user_attr("ray_attempts", live.attempts)
-        if from_epoch:
-            trial.set_user_attr("resumed_from_epoch", from_epoch)
+        try:
+            attempts = [
+                *trial.user_attrs.get("ray_attempts", []),
+                {**where, "from_epoch": from_epoch},
+            ]
+            attrs = {
+                "worker": f"{result.get('hostname')}:{result.get('pid')}",
+                "ray_node_id": where["node_id"],
+                "ray_node_ip": where["node_ip"],
+                "ray_attempts": attempts,
+            }
+            if from_epoch:
+                attrs["resumed_from_epoch"] = from_epoch
+            for key, value in attrs.items():
+                trial.set_user_attr(key, value)
+        except UpdateFinishedTrialError:  # finished meanwhile (the driver swept it): forget it
+            self._live.pop(trial_id, None)
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
@@ -202,9 +219,7 @@ class StudySearcher(Searcher):
         sampler = self._sampler_state
         if self._study is not None:
             sampler = pickle.dumps(self._study.sampler)
-        live = {
-            rid: _Live(v.trial_id, v.number, v.attempt, v.attempts) for rid, v in self._live.items()
-        }
+        live = {rid: _Live(v.trial_id, v.number, v.attempt) for rid, v in self._live.items()}
         return {"live": live, "sampler": sampler, "unexpected": self._unexpected}
 
     def set_state(self, state: dict[str, Any]) -> None:

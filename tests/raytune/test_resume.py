@@ -1,0 +1,65 @@
+"""A driver killed mid-study (its whole machine: the sandbox goes) resumes with the same
+command: finished trials are kept, the running one continues from its epoch checkpoint in the
+restored Ray experiment, and nothing is asked twice."""
+
+from __future__ import annotations
+
+import time
+
+import optuna
+import pytest
+
+from .conftest import Sandbox, finish
+
+TRIALS = 2
+
+
+def _trials(storage: str) -> list[optuna.trial.FrozenTrial]:
+    try:
+        return optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    except Exception:  # not created yet, or the database is busy: ask again
+        return []
+
+
+def test_a_killed_driver_resumes_with_the_same_command(sandbox: Sandbox) -> None:
+    storage = f"sqlite:///{sandbox.folder / 'study.db'}"
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    proc = sandbox.start("--trials", str(TRIALS))
+    deadline = time.monotonic() + 180
+    while True:
+        trials = _trials(storage)
+        done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+        running = [
+            t
+            for t in trials
+            if t.state == optuna.trial.TrialState.RUNNING and "ray_attempts" in t.user_attrs
+        ]
+        if done and running:
+            break
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"no moment to kill the driver came:\n{proc.communicate()[0][-4000:]}")
+        time.sleep(0.3)
+    time.sleep(2.5)  # mid-way, with epoch checkpoints in an experiment snapshot (every 1 s)
+    proc.kill()  # the sandbox's init dies, and with it the driver and every Ray process
+    proc.wait()
+    experiment = optuna.load_study(study_name="tiny", storage=storage).user_attrs[
+        "ray_experiment_state"
+    ]
+    assert experiment["done"] is False
+
+    result = finish(sandbox.start("--trials", str(TRIALS)), timeout=180)
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    after = {t.number: t for t in study.get_trials()}
+    assert result["finished"] == TRIALS and len(after) == TRIALS  # nothing asked twice
+    for t in done:  # finished trials are untouched
+        assert after[t.number].values == t.values
+        assert after[t.number].datetime_complete == t.datetime_complete
+    resumed = after[running[0].number]
+    assert resumed.state == optuna.trial.TrialState.COMPLETE
+    first, *again = resumed.user_attrs["ray_attempts"]
+    assert again and again[-1]["from_epoch"] >= 1  # continued from its checkpoint
+    assert len(resumed.user_attrs["curve"]) == 12
+    # ... inside the restored experiment, which is now done.
+    assert resumed.user_attrs["ray_experiment"] == experiment["name"]
+    assert study.user_attrs["ray_experiment_state"] == {**experiment, "done": True}

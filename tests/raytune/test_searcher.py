@@ -1,0 +1,169 @@
+"""The searcher that asks/tells the study, exercised without a Ray cluster (Ray only imported)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from snt_search.driver import MAX_UNEXPECTED_IN_A_ROW, StudyOptions
+from snt_search.ray.driver import _requeue_orphans
+from snt_search.ray.searcher import StudySearcher
+from snt_search.ray.trainable import RESULT_KEY
+from snt_search.space import Space, load_space
+from snt_search.trial_spec import TrialSpec
+
+STORAGE = "sqlite:///s.db"
+METRICS = {"lambda_max": 2.5, "accuracy_drop": 1.5, "base_accuracy": 80.0}
+
+
+def _searcher(space: Space, target: int = 3) -> StudySearcher:
+    options = StudyOptions(n_trials=target, storage=STORAGE, show_progress=False)
+    return StudySearcher(space, options, experiment="exp-1", target=target, max_failures=2)
+
+
+def _report(config: dict[str, Any], attempt: str = "a1", **extra: Any) -> dict[str, Any]:
+    return {
+        "trial": config["trial"],
+        "attempt": attempt,
+        "ray_node_id": "node-1",
+        "ray_node_ip": "127.0.0.1",
+        "from_epoch": 0,
+        "hostname": "host",
+        "pid": 42,
+        **extra,
+    }
+
+
+def _done(config: dict[str, Any], outcome: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return _report(config, **{RESULT_KEY: json.dumps(outcome)}, **extra)
+
+
+def _trials() -> dict[int, optuna.trial.FrozenTrial]:
+    return {t.number: t for t in optuna.load_study(study_name="tiny", storage=STORAGE).trials}
+
+
+@pytest.fixture
+def space(tiny_space: Path) -> Space:
+    return load_space(tiny_space)
+
+
+def test_a_finished_trial_is_stored_like_the_local_driver_stores_it(space: Space) -> None:
+    searcher = _searcher(space)
+    config = searcher.suggest("r1")
+    assert config is not None and config["trial"] == 0
+    assert isinstance(config["spec"], TrialSpec) and config["objectives"] == list(space.objectives)
+    assert config["label"].startswith("transform=")
+    searcher.on_trial_result("r1", _report(config, epoch=1))
+    curve = [{"epoch": 1, "loss": 1.0, "train_accuracy": 50.0, "test_accuracy": 40.0}]
+    outcome = {"metrics": METRICS, "curve": curve, "reports": {"sharpness": {"method": "lanczos"}}}
+    searcher.on_trial_complete("r1", _done(config, outcome))
+
+    trial = _trials()[0]
+    assert trial.state == TrialState.COMPLETE and trial.values == [2.5, 1.5]
+    attrs = trial.user_attrs
+    assert attrs["config"] == config["spec"].as_dict()
+    assert attrs["base_accuracy"] == 80.0 and attrs["curve"] == curve
+    assert attrs["sharpness_report"] == {"method": "lanczos"}
+    assert attrs["worker"] == "host:42" and attrs["ray_node_id"] == "node-1"
+    assert attrs["ray_attempts"] == [{"node_id": "node-1", "node_ip": "127.0.0.1", "from_epoch": 0}]
+    assert attrs["ray_experiment"] == "exp-1" and attrs["ray_trial_id"] == "r1"
+    study = optuna.load_study(study_name="tiny", storage=STORAGE)
+    assert study.user_attrs["pareto_front"] == [0]
+
+
+def test_failed_and_early_stopped_trials_keep_their_reason_and_count(space: Space) -> None:
+    searcher = _searcher(space, target=2)
+    first, second = searcher.suggest("r1"), searcher.suggest("r2")
+    assert first is not None and second is not None
+    assert searcher.suggest("r3") is None  # two in flight already make the target: wait
+    searcher.on_trial_complete("r1", _done(first, {"fail_reason": "TrialFailed: diverged"}))
+    searcher.on_trial_complete("r2", _done(second, {"pruned_reason": "early-stopped: 9%"}))
+    trials = _trials()
+    assert trials[0].state == TrialState.FAIL
+    assert trials[0].user_attrs["fail_reason"] == "TrialFailed: diverged"
+    assert trials[1].state == TrialState.PRUNED
+    assert trials[1].user_attrs["pruned_reason"] == "early-stopped: 9%"
+    assert searcher.suggest("r4") == "FINISHED"  # both count towards the target
+
+
+def test_a_trial_ray_gave_up_on_is_failed_and_queued_again_with_its_parameters(
+    space: Space,
+) -> None:
+    searcher = _searcher(space)
+    config = searcher.suggest("r1")
+    assert config is not None
+    searcher.on_trial_complete("r1", None, error=True)
+    lost = _trials()[0]
+    assert lost.state == TrialState.FAIL and "fail_reason" not in lost.user_attrs
+    assert "errored after 2 retries" in lost.user_attrs["ray_error"]
+    retry = searcher.suggest("r2")  # the queued copy comes first
+    assert retry is not None and retry["trial"] == 1
+    again = _trials()[1]
+    assert again.params == lost.params and again.system_attrs["failed_trial"] == 0
+
+
+def test_restored_searcher_finishes_live_trials_and_continues_the_sampler(
+    space: Space, tmp_path: Path
+) -> None:
+    searcher = _searcher(space, target=5)
+    config = searcher.suggest("r1")
+    assert config is not None
+    saved = tmp_path / "searcher.pkl"
+    searcher.save(str(saved))
+    next_draw = searcher.suggest("r2")  # what the sampler draws next, from the saved state
+    assert next_draw is not None
+
+    restored = pickle.loads(pickle.dumps(_searcher(space, target=5)))  # as from tuner.pkl
+    restored.restore(str(saved))
+    restored.on_trial_complete("r1", _done(config, {"metrics": METRICS}))
+    assert _trials()[0].state == TrialState.COMPLETE  # the right Optuna trial got the result
+    redraw = restored.suggest("r3")
+    assert redraw is not None and redraw["trial"] == 2
+    assert _trials()[2].params == _trials()[1].params  # the same draw as before the save
+
+
+def test_after_a_restore_trials_the_study_already_finished_are_ignored(space: Space) -> None:
+    searcher = _searcher(space)
+    config = searcher.suggest("r1")
+    assert config is not None
+    state = searcher.get_state()
+    searcher.on_trial_complete("r1", _done(config, {"metrics": METRICS}))
+
+    restored = _searcher(space)
+    restored.set_state(state)  # saved while r1 was running; Ray runs r1 again
+    restored.on_trial_result("r1", _report(config, attempt="a2"))
+    restored.on_trial_complete("r1", _done(config, {"metrics": {**METRICS, "lambda_max": 9.0}}))
+    trial = _trials()[0]
+    assert trial.values == [2.5, 1.5] and len(trial.user_attrs["ray_attempts"]) == 1
+
+
+def test_unexpected_errors_in_a_row_stop_the_experiment(space: Space) -> None:
+    searcher = _searcher(space, target=10)
+    for i in range(MAX_UNEXPECTED_IN_A_ROW):
+        config = searcher.suggest(f"r{i}")
+        assert config is not None
+        outcome = {"fail_reason": "RuntimeError: boom", "unexpected": True}
+        searcher.on_trial_complete(f"r{i}", _done(config, outcome))
+    assert searcher.suggest("next") == "FINISHED"
+    study = optuna.load_study(study_name="tiny", storage=STORAGE)
+    assert (
+        "in a row failed with unexpected errors"
+        in study.user_attrs["ray_experiment_state"]["aborted"]
+    )
+
+
+def test_trials_a_stopped_driver_left_running_are_requeued(space: Space) -> None:
+    searcher = _searcher(space)
+    config = searcher.suggest("r1")
+    assert config is not None
+    study = optuna.load_study(study_name="tiny", storage=STORAGE)
+    _requeue_orphans(study)
+    trials = _trials()
+    assert trials[0].state == TrialState.FAIL and "lost" in trials[0].user_attrs["ray_error"]
+    assert trials[1].state == TrialState.WAITING and trials[1].params == trials[0].params
