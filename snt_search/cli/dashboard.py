@@ -33,7 +33,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"Optuna storage URL (default: {DEFAULT_STORAGE})",
     )
     p.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine)"
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine)",
     )
     p.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
     p.set_defaults(run=run)
