@@ -70,6 +70,12 @@ def options_from_args(args: argparse.Namespace) -> RayOptions | None:
         if given:
             raise RayStudyError(f"{given[0]} only applies to --driver ray; add --driver ray")
         return None
+    if getattr(args, "workers", 1) > 1:
+        raise RayStudyError(
+            f"--workers {args.workers} starts local processes; with --driver ray the cluster runs "
+            f"trials in parallel (as many as its CPUs/GPUs and the space's [resources] allow): "
+            f"leave --workers out, or use --ray-max-concurrent N to cap them"
+        )
     require_ray()
     return RayOptions(
         address=args.ray_address,
