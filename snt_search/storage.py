@@ -34,6 +34,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.exc import SQLAlchemyError
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -107,9 +108,9 @@ def open_storage(
                     engine_kwargs=engine_kwargs,
                 )
             break
-        except optuna.exceptions.StorageInternalError:
+        except (optuna.exceptions.StorageInternalError, SQLAlchemyError):
             # Two processes creating the tables of a new database at once: one of them loses
-            # the race on Optuna's version row; the tables exist now, so try again.
+            # the race (a table, type or version row that already exists); try again.
             if attempt == 2:
                 raise
             time.sleep(0.5 * (attempt + 1))
