@@ -138,6 +138,7 @@ def _run_experiments(
     from ray import tune
 
     errors: list[str] = []
+    ended: set[str] = set()  # experiments that can no longer finish a trial
     state = study.user_attrs.get(STATE_ATTR)
     if state and not state.get("done"):
         where = state.get("storage_path", storage_path)
@@ -145,14 +146,16 @@ def _run_experiments(
         if tune.Tuner.can_restore(path):
             tuner = tune.Tuner.restore(path, trainable=_trainable(space.resources))
             errors += _fit(tuner, study, state["name"], where)
-    _requeue_orphans(study)
+        ended.add(state["name"])
+    _requeue_orphans(study, ended)
     for _ in range(1 + MAX_FOLLOW_UPS):
         if finished_counts(study)["total"] >= options.n_trials or _aborted(study):
             break
         name = _experiment_name(study.study_name)
         tuner = _new_tuner(study, space, options, ray_options, name, storage_path)
         errors += _fit(tuner, study, name, storage_path)
-        _requeue_orphans(study)
+        ended.add(name)
+        _requeue_orphans(study, ended)
     return errors
 
 
@@ -220,13 +223,17 @@ def _aborted(study: Any) -> str | None:
     return str(reason) if reason else None
 
 
-def _requeue_orphans(study: Any) -> None:
-    """Fail and re-queue RUNNING trials a Ray experiment asked but never finished."""
+def _requeue_orphans(study: Any, experiments: set[str]) -> None:
+    """Fail and re-queue RUNNING trials that ended ``experiments`` asked but never finished.
+
+    Only those: trials of the local driver, or of an experiment still running elsewhere, are
+    left alone.
+    """
     from optuna.trial import TrialState
 
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         name = t.user_attrs.get(ATTR_EXPERIMENT)
-        if name is not None:
+        if name in experiments:
             fail_and_requeue(
                 study,
                 t._trial_id,

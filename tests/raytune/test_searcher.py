@@ -163,7 +163,9 @@ def test_trials_a_stopped_driver_left_running_are_requeued(space: Space) -> None
     config = searcher.suggest("r1")
     assert config is not None
     study = optuna.load_study(study_name="tiny", storage=STORAGE)
-    _requeue_orphans(study)
+    _requeue_orphans(study, {"another-experiment"})
+    assert _trials()[0].state == TrialState.RUNNING  # not ours to sweep
+    _requeue_orphans(study, {"exp-1"})
     trials = _trials()
     assert trials[0].state == TrialState.FAIL and "lost" in trials[0].user_attrs["ray_error"]
     assert trials[1].state == TrialState.WAITING and trials[1].params == trials[0].params
