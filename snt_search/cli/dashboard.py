@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..storage import DEFAULT_STORAGE, open_storage
-from ._common import console
+from ._common import add_json, console, print_json
 
 HELP = "open a storage in optuna-dashboard: studies, trials, their attributes, Pareto fronts"
 EPILOG = """examples:
@@ -38,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="address to listen on (default: 127.0.0.1, this machine)",
     )
     p.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    add_json(p)  # prints {"url": ..., "storage": ...} once, then serves
     p.set_defaults(run=run)
 
 
@@ -50,10 +51,11 @@ def run(args: argparse.Namespace) -> int:
             "pip install 'snt-search[dashboard]' (or pip install optuna-dashboard)"
         ) from None
     storage = open_storage(args.storage)
-    console.print(
-        f"optuna-dashboard for {args.storage} on http://{args.host}:{args.port}/dashboard/ "
-        f"(Ctrl-C stops it)"
-    )
+    url = f"http://{args.host}:{args.port}/dashboard/"
+    if args.json:
+        print_json({"url": url, "storage": args.storage})
+    else:
+        console.print(f"optuna-dashboard for {args.storage} on {url} (Ctrl-C stops it)")
     try:
         run_server(storage, host=args.host, port=args.port)
     except KeyboardInterrupt:
