@@ -4,6 +4,7 @@ the Pareto front and the hypervolume history)."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..storage import DEFAULT_STORAGE, open_storage
 from ._common import add_json, console, print_json
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     url = f"http://{args.host}:{args.port}/dashboard/"
     if args.json:
         print_json({"url": url, "storage": args.storage})
+        sys.stdout.flush()  # before serving: a pipe must see it now
     else:
         console.print(f"optuna-dashboard for {args.storage} on {url} (Ctrl-C stops it)")
     try:
