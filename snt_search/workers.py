@@ -114,8 +114,28 @@ def _context() -> Any:
     if "forkserver" not in mp.get_all_start_methods():
         return mp.get_context("spawn")
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(PRELOAD)
+    ctx.set_forkserver_preload(PRELOAD + _plugin_modules())
     return ctx
+
+
+def _plugin_modules() -> list[str]:
+    """Modules of the built-in plugins (read from the entry points, nothing imported here).
+
+    Third-party plugins are not preloaded: one that raises on import would take the fork
+    server down; workers import them (and report a broken one) as usual."""
+    from importlib import metadata
+
+    from .registry import group
+    from .specs import KINDS
+
+    return sorted(
+        {
+            ep.module
+            for kind in KINDS
+            for ep in metadata.entry_points(group=group(kind))
+            if ep.module.startswith("snt_search_builtins.")
+        }
+    )
 
 
 def _stop(procs: list[Any]) -> None:
