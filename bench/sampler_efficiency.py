@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import torch
 
 from snt_search import hypervolume
 from snt_search.driver import StudyOptions, run_study
@@ -117,10 +118,14 @@ def main() -> None:
     parser.add_argument(
         "--es-front-fraction", type=float, default=0.5, help="front_fraction at epoch 1"
     )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: robust on a shared machine)"
+    )
     parser.add_argument("--skip-samplers", action="store_true")
     parser.add_argument("--skip-early-stop", action="store_true")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    torch.set_num_threads(args.threads)
     get_registry()
     print(f"load average before: {os.getloadavg()}, cores: {os.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:
