@@ -78,6 +78,8 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
     for seed in args.seeds:
         for label, (transform, optimizer) in CONFIGS.items():
             path = args.out / f"{transform}-{optimizer}-seed{seed}.json"
+            if not path.exists() and args.summary_only:
+                continue
             if not path.exists():
                 start = time.perf_counter()
                 result = run_trial(spec_for(args, transform, optimizer, seed))
@@ -108,11 +110,12 @@ def mean_std(values: list[float]) -> str:
 
 def summary(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     lines = [
-        f"backbone {args.backbone}, {args.epochs} epochs, seeds {args.seeds}, data {args.data_dir or 'digits'}, "
+        f"backbone {args.backbone}, {args.epochs} epochs, seeds {sorted({r['seed'] for r in rows})}, "
+        f"data {args.data_dir or 'digits'}, "
         f"W{args.weight_bits} PTQ + 1 epoch fine-tuning, lambda_max on {args.sharpness_samples} training images",
         "",
-        "| approach | λ_max | base acc. (%) | W4 PTQ acc. (%) | PTQ drop (pp) | prune 50% acc. | prune 80% acc. | sweep mean acc. | train s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| approach | seeds | λ_max | base acc. (%) | W4 PTQ acc. (%) | PTQ drop (pp) | prune 50% acc. | prune 80% acc. | sweep mean acc. | train s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for label in CONFIGS:
         runs = [r for r in rows if r["label"] == label]
@@ -128,7 +131,7 @@ def summary(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             return float(curve["accuracies"][i])
 
         lines.append(
-            f"| {label} | {mean_std([x['lambda_max'] for x in m])} | {mean_std([x['base_accuracy'] for x in m])} | "
+            f"| {label} | {len(runs)} | {mean_std([x['lambda_max'] for x in m])} | {mean_std([x['base_accuracy'] for x in m])} | "
             f"{mean_std([x['compressed_accuracy'] for x in m])} | {mean_std([x['accuracy_drop'] for x in m])} | "
             f"{mean_std([at(c, 0.5) for c in curves])} | {mean_std([at(c, 0.8) for c in curves])} | "
             f"{mean_std([c['mean_accuracy'] for c in curves])} | {mean_std([x['train_time_s'] for x in m])} |"
@@ -162,6 +165,9 @@ def main() -> None:
     parser.add_argument("--sharpness-samples", type=int, default=512)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--out", type=Path, default=Path("runs/repro"))
+    parser.add_argument(
+        "--summary-only", action="store_true", help="summarise the runs on disk; train nothing"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = run_all(args)
