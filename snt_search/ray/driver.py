@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import time
 from dataclasses import replace
-from typing import Any
 
 from ..driver import (
     RESUME_HINT,
@@ -42,12 +39,10 @@ from ..progress import StudyProgress
 from ..registry import Registry, get_registry
 from ..resources import TrialResources
 from ..space import Space
+from .experiments import aborted, run_experiments
 from .options import RayOptions, RayStudyError, require_ray
-from .record import ATTR_EXPERIMENT, STATE_ATTR, fail_and_requeue
 
 __all__ = ["run_study_ray"]
-
-MAX_FOLLOW_UPS = 1  # experiments that re-run trials Ray gave up on, before reporting them
 
 
 def run_study_ray(
@@ -90,7 +85,7 @@ def run_study_ray(
             StudyProgress(remaining, space.objectives, enabled=options.show_progress) as display,
             showing(display, study, before["total"]),
         ):
-            errors = _run_experiments(study, space, options, ray_options, storage_path)
+            errors = run_experiments(study, space, options, ray_options, storage_path)
             display.show_study(study, before["total"])
     finally:
         if started:
@@ -100,9 +95,9 @@ def run_study_ray(
     record_study(study)
     rows = front_rows(study)
     files = write_front(rows, out_dir)
-    aborted = _aborted(study)
-    if aborted:
-        raise StudyAborted(f"{aborted}. Fix it, then {RESUME_HINT}.")
+    why = aborted(study)
+    if why:
+        raise StudyAborted(f"{why}. Fix it, then {RESUME_HINT}.")
     if errors and after["total"] >= options.n_trials:
         logging.getLogger(__name__).warning(
             "%d trial(s) failed on Ray and ran again from the start (first: %s)",
@@ -125,121 +120,6 @@ def run_study_ray(
         front=rows,
         files=files,
     )
-
-
-def _run_experiments(
-    study: Any, space: Space, options: StudyOptions, ray_options: RayOptions, storage_path: str
-) -> list[str]:
-    """Finish the study's unfinished experiment, then run new ones for the missing trials.
-
-    Returns the errors of trials Ray gave up on. Their parameters are queued again, and one
-    more experiment runs them (and any trial an experiment lost) before this gives up.
-    """
-    from ray import tune
-
-    errors: list[str] = []
-    ended: set[str] = set()  # experiments that can no longer finish a trial
-    state = study.user_attrs.get(STATE_ATTR)
-    if state and not state.get("done"):
-        where = state.get("storage_path", storage_path)
-        path = _join(where, state["name"])
-        if tune.Tuner.can_restore(path):
-            tuner = tune.Tuner.restore(path, trainable=_trainable(space.resources))
-            errors += _fit(tuner, study, state["name"], where)
-        ended.add(state["name"])
-    _requeue_orphans(study, ended)
-    for _ in range(1 + MAX_FOLLOW_UPS):
-        if finished_counts(study)["total"] >= options.n_trials or _aborted(study):
-            break
-        name = _experiment_name(study.study_name)
-        tuner = _new_tuner(study, space, options, ray_options, name, storage_path)
-        errors += _fit(tuner, study, name, storage_path)
-        ended.add(name)
-        _requeue_orphans(study, ended)
-    return errors
-
-
-def _new_tuner(
-    study: Any,
-    space: Space,
-    options: StudyOptions,
-    ray_options: RayOptions,
-    name: str,
-    storage_path: str,
-) -> Any:
-    from ray import tune
-
-    from .checkpoints import CheckpointPruner
-    from .progress import ProgressCallback
-    from .searcher import StudySearcher
-
-    searcher = StudySearcher(
-        space,
-        options,
-        experiment=name,
-        target=options.n_trials,
-        threads=max(int(space.resources.cpus), 1),
-        max_failures=ray_options.max_failures,
-        stream=len(study.get_trials(deepcopy=False)),  # a fresh random stream per experiment
-    )
-    return tune.Tuner(
-        _trainable(space.resources),
-        tune_config=tune.TuneConfig(
-            search_alg=searcher,
-            num_samples=options.n_trials - finished_counts(study)["total"],
-            max_concurrent_trials=ray_options.max_concurrent,
-            reuse_actors=True,
-            trial_name_creator=_trial_name,
-            trial_dirname_creator=_trial_name,
-        ),
-        run_config=tune.RunConfig(
-            name=name,
-            storage_path=storage_path,
-            failure_config=tune.FailureConfig(max_failures=ray_options.max_failures),
-            callbacks=[ProgressCallback(), CheckpointPruner()],
-            verbose=0,  # the local driver's display instead (ProgressCallback)
-        ),
-    )
-
-
-def _fit(tuner: Any, study: Any, name: str, storage_path: str) -> list[str]:
-    """Run ``tuner`` to the end; mark its experiment done; return its trials' errors."""
-    study.set_user_attr(STATE_ATTR, {"name": name, "storage_path": storage_path, "done": False})
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # its header ignores verbose=0 (stdout)
-    grid = tuner.fit()
-    if grid.num_terminated + grid.num_errors < len(grid):
-        raise KeyboardInterrupt(
-            f"Ray experiment {name} stopped before its trials ended; finished trials are "
-            f"stored: {RESUME_HINT}"
-        )
-    state = dict(study.user_attrs.get(STATE_ATTR, {}), done=True)  # keep the searcher's abort
-    study.set_user_attr(STATE_ATTR, state)
-    return [_first_line(e) for e in grid.errors]
-
-
-def _aborted(study: Any) -> str | None:
-    """Why the searcher stopped the last experiment early (unexpected errors), if it did."""
-    reason = study.user_attrs.get(STATE_ATTR, {}).get("aborted")
-    return str(reason) if reason else None
-
-
-def _requeue_orphans(study: Any, experiments: set[str]) -> None:
-    """Fail and re-queue RUNNING trials that ended ``experiments`` asked but never finished.
-
-    Only those: trials of the local driver, or of an experiment still running elsewhere, are
-    left alone.
-    """
-    from optuna.trial import TrialState
-
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        name = t.user_attrs.get(ATTR_EXPERIMENT)
-        if name in experiments:
-            fail_and_requeue(
-                study,
-                t._trial_id,
-                f"lost: Ray experiment {name} ended without finishing it (its driver stopped "
-                f"before Ray recorded the trial); its parameters are queued again",
-            )
 
 
 def _connect(ray_options: RayOptions, *, quiet: bool) -> bool:
@@ -290,30 +170,3 @@ def _check_fits(resources: TrialResources) -> None:
                 f"machine's Ray has {have.get(key, 0.0):g}; lower [resources] or join a bigger "
                 f"cluster with --ray-address HOST:PORT"
             )
-
-
-def _trainable(resources: TrialResources) -> Any:
-    from ray import tune
-
-    from .trainable import train_on_ray
-
-    return tune.with_resources(train_on_ray, resources.as_ray())
-
-
-def _trial_name(trial: Any) -> str:
-    """``trial_00012`` (the Optuna trial number) for Ray's trial names and folders."""
-    return f"trial_{int(trial.config['trial']):05d}_{trial.trial_id}"
-
-
-def _experiment_name(study_name: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", study_name)
-    return f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def _join(storage_path: str, name: str) -> str:
-    return f"{storage_path.rstrip('/')}/{name}"
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return (text[-1] if text else type(error).__name__)[:300]

@@ -12,7 +12,7 @@ import pytest
 from optuna.trial import TrialState
 
 from snt_search.driver import MAX_UNEXPECTED_IN_A_ROW, StudyOptions
-from snt_search.ray.driver import _requeue_orphans
+from snt_search.ray.experiments import requeue_orphans
 from snt_search.ray.searcher import StudySearcher
 from snt_search.ray.trainable import RESULT_KEY
 from snt_search.space import Space, load_space
@@ -163,9 +163,9 @@ def test_trials_a_stopped_driver_left_running_are_requeued(space: Space) -> None
     config = searcher.suggest("r1")
     assert config is not None
     study = optuna.load_study(study_name="tiny", storage=STORAGE)
-    _requeue_orphans(study, {"another-experiment"})
+    requeue_orphans(study, {"another-experiment"})
     assert _trials()[0].state == TrialState.RUNNING  # not ours to sweep
-    _requeue_orphans(study, {"exp-1"})
+    requeue_orphans(study, {"exp-1"})
     trials = _trials()
     assert trials[0].state == TrialState.FAIL and "lost" in trials[0].user_attrs["ray_error"]
     assert trials[1].state == TrialState.WAITING and trials[1].params == trials[0].params
