@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,16 @@ class Sandbox:
 def sandbox(tmp_path: Path, sandbox_ok: None) -> Iterator[Sandbox]:
     ray_tmp = Path(tempfile.mkdtemp(prefix="snt-ray-"))  # Ray's socket paths must stay short
     yield Sandbox(tmp_path, ray_tmp)
-    shutil.rmtree(ray_tmp, ignore_errors=True)
+    _remove(ray_tmp)
+
+
+def _remove(folder: Path) -> None:
+    """Remove a sandbox's Ray temp dir; its last processes may still be writing logs."""
+    for _ in range(5):
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            return
+        time.sleep(1)
 
 
 def slow_space(epochs: int = 12) -> str:

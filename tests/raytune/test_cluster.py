@@ -12,7 +12,7 @@ import pytest
 
 from snt_search.cli import main
 
-from .conftest import Sandbox, finish
+from .conftest import Sandbox, _remove, finish
 
 TRIALS = 4
 
@@ -21,7 +21,6 @@ TRIALS = 4
 def cluster_run(
     tmp_path_factory: pytest.TempPathFactory, sandbox_ok: None
 ) -> tuple[Path, dict[str, Any], list[optuna.trial.FrozenTrial]]:
-    import shutil
     import tempfile
 
     folder = tmp_path_factory.mktemp("cluster")
@@ -30,7 +29,7 @@ def cluster_run(
         proc = Sandbox(folder, ray_tmp).start("--trials", str(TRIALS), "--cluster", "--kill-worker")
         result = finish(proc, timeout=240)
     finally:
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+        _remove(ray_tmp)
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{folder / 'study.db'}")
     return folder, result, study.get_trials()
 
