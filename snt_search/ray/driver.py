@@ -75,11 +75,11 @@ def run_study_ray(
     storage_path = ray_options.storage_path or str((out_dir / "ray").resolve())
 
     remaining = max(options.n_trials - before["total"], 0)
-    started = _connect(ray_options, quiet=not options.show_progress)
+    how = _connect(ray_options, quiet=not options.show_progress)
     try:
         from .progress import showing
 
-        if started:
+        if how == "started":
             _check_fits(space.resources)
         with (
             StudyProgress(remaining, space.objectives, enabled=options.show_progress) as display,
@@ -88,7 +88,7 @@ def run_study_ray(
             errors = run_experiments(study, space, options, ray_options, storage_path)
             display.show_study(study, before["total"])
     finally:
-        if started:
+        if how != "reused":  # disconnect, and stop a Ray this driver started
             ray.shutdown()
 
     after = finished_counts(study)
@@ -122,18 +122,18 @@ def run_study_ray(
     )
 
 
-def _connect(ray_options: RayOptions, *, quiet: bool) -> bool:
-    """Join the cluster (``address`` or ``RAY_ADDRESS``) or start a local Ray; True if started."""
+def _connect(ray_options: RayOptions, *, quiet: bool) -> str:
+    """Use the caller's Ray (``"reused"``), join the cluster ``address`` or ``RAY_ADDRESS`` names
+    (``"joined"``), or start Ray on this machine (``"started"``)."""
     import ray
 
     if ray.is_initialized():
-        return False
-    joining = ray_options.address is not None or bool(os.environ.get("RAY_ADDRESS"))
-    if joining:
+        return "reused"
+    if ray_options.address is not None or os.environ.get("RAY_ADDRESS"):
         ray.init(
             address=ray_options.address, log_to_driver=not quiet, logging_level=logging.WARNING
         )
-        return False
+        return "joined"
     ray.init(
         num_cpus=ray_options.num_cpus,
         num_gpus=ray_options.num_gpus,
@@ -142,7 +142,7 @@ def _connect(ray_options: RayOptions, *, quiet: bool) -> bool:
         log_to_driver=not quiet,
         logging_level=logging.WARNING,
     )
-    return True
+    return "started"
 
 
 def _check_device(resources: TrialResources, device: str) -> None:

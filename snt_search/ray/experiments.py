@@ -16,6 +16,7 @@ import re
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -50,6 +51,9 @@ def run_experiments(
     errors: list[str] = []
     ended: set[str] = set()  # experiments that can no longer finish a trial
     state = study.user_attrs.get(STATE_ATTR)
+    if state and state.get("aborted"):  # rerun after an abort: the cause was fixed
+        state = {k: v for k, v in state.items() if k != "aborted"}
+        study.set_user_attr(STATE_ATTR, state)
     if state and not state.get("done"):
         where = state.get("storage_path", storage_path)
         path = _join(where, state["name"])
@@ -202,8 +206,9 @@ def _trial_name(trial: Any) -> str:
 
 
 def _experiment_name(study_name: str) -> str:
+    """``<study>-<date>-<time>-<random>``: unique even for two experiments in one second."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", study_name)
-    return f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
 
 
 def _join(storage_path: str, name: str) -> str:

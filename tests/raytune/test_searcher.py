@@ -169,3 +169,18 @@ def test_trials_a_stopped_driver_left_running_are_requeued(space: Space) -> None
     trials = _trials()
     assert trials[0].state == TrialState.FAIL and "lost" in trials[0].user_attrs["ray_error"]
     assert trials[1].state == TrialState.WAITING and trials[1].params == trials[0].params
+
+
+def test_a_rerun_after_an_abort_starts_afresh(space: Space) -> None:
+    from snt_search.ray.experiments import aborted, run_experiments
+    from snt_search.ray.options import RayOptions
+
+    searcher = _searcher(space, target=1)
+    config = searcher.suggest("r1")
+    assert config is not None
+    searcher.on_trial_complete("r1", _done(config, {"metrics": METRICS}))
+    study = optuna.load_study(study_name="tiny", storage=STORAGE)
+    study.set_user_attr("ray_experiment_state", {"name": "e", "done": True, "aborted": "bug"})
+    options = StudyOptions(n_trials=1, storage=STORAGE, show_progress=False)
+    assert run_experiments(study, space, options, RayOptions(), "/tmp/unused") == []
+    assert aborted(study) is None  # the user fixed the cause; the next experiment may run
