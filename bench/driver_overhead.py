@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for pickling noop_runner by name
 
@@ -126,18 +127,25 @@ def scaling(kind: str, n: int, folder: Path, train_size: int) -> dict[str, float
     warm = StudyOptions(n_trials=2, storage=_url(kind, folder, "warm"), show_progress=False)
     run_study(space, replace(warm, workers=2, out_dir=folder / "warm"), runner=noop_runner)
     out["worker_startup_s"] = time.perf_counter() - start
-    for workers in (1, 2):
+    default_threads = torch.get_num_threads()
+    # 1 worker with all cores' threads (what --workers 1 does), 1 worker with one thread (the
+    # per-process share of 2 workers on 2 cores), then 2 workers (threads_per_worker each).
+    for tag, workers, threads in (("1", 1, default_threads), ("1x1", 1, 1), ("2", 2, 0)):
         options = StudyOptions(
             n_trials=n,
-            storage=_url(kind, folder, f"scaling{workers}"),
+            storage=_url(kind, folder, f"scaling{tag}"),
             show_progress=False,
-            out_dir=folder / f"runs{workers}",
+            out_dir=folder / f"runs{tag}",
         )
+        if threads:
+            torch.set_num_threads(threads)
         start = time.perf_counter()
         outcome = run_study(space, replace(options, workers=workers))
         seconds = time.perf_counter() - start
+        torch.set_num_threads(default_threads)
         assert outcome.ran == n, outcome
-        out[f"{workers}_worker_trials_per_min"] = 60 * n / seconds
+        out[f"{tag}_worker_trials_per_min"] = 60 * n / seconds
+    out["threads"] = default_threads
     out["speedup"] = out["2_worker_trials_per_min"] / out["1_worker_trials_per_min"]
     return out
 
@@ -164,7 +172,8 @@ def main() -> None:
             s = scaling(args.storage, args.scaling_trials, folder, args.train_size)
             print(
                 f"throughput ({args.scaling_trials} trials): 1 worker "
-                f"{s['1_worker_trials_per_min']:.2f}/min, 2 workers "
+                f"{s['1_worker_trials_per_min']:.2f}/min ({s['threads']:.0f} threads; with 1 "
+                f"thread {s['1x1_worker_trials_per_min']:.2f}/min), 2 workers "
                 f"{s['2_worker_trials_per_min']:.2f}/min, speedup {s['speedup']:.2f}x "
                 f"(target >= 1.7x: {'met' if s['speedup'] >= 1.7 else 'MISSED'}); "
                 f"starting the worker fork server took {s['worker_startup_s']:.1f} s once"
