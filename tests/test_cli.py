@@ -83,6 +83,10 @@ def test_spaces_lists_the_builtin_space(capsys: pytest.CaptureFixture[str]) -> N
             "is not a storage URL; use sqlite:///",
         ),
         (["pareto", "--study-name", "ghost"], "no such study in sqlite:///snt-search.db"),
+        (
+            ["study", "--space", "mixer_prune", "--ray-address", "127.0.0.1:6379"],
+            "--ray-address only applies to --driver ray",
+        ),
     ],
 )
 def test_bad_arguments_give_clear_errors(

@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from ..catalog import resolve_space
 from ..driver import StudyAborted, StudyOptions, run_study
+from ..ray import add_ray_arguments, options_from_args, run_study_ray
 from ..registry import get_registry
 from ..storage import DEFAULT_STORAGE
 from ._common import add_json, console, err_console, parse_sets, print_json
@@ -80,6 +81,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="fix a parameter, TOML value syntax: --set train.lr=0.001 --set optimizer.sam.rho=0.1",
     )
+    add_ray_arguments(p)
     add_json(p)
     p.set_defaults(run=run)
 
@@ -113,8 +115,12 @@ def run(args: argparse.Namespace) -> int:
         show_progress=not args.json,
         workers=args.workers,
     )
+    ray_options = options_from_args(args)
     try:
-        outcome = run_study(space, options, registry=registry)
+        if ray_options is not None:
+            outcome = run_study_ray(space, options, ray_options, registry=registry)
+        else:
+            outcome = run_study(space, options, registry=registry)
     except StudyAborted as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
         return 2
