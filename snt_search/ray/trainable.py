@@ -56,7 +56,9 @@ def train_on_ray(config: dict[str, Any]) -> None:
     logging.getLogger("ray.tune").setLevel(logging.WARNING)
     spec: TrialSpec = config["spec"]
     torch.set_num_threads(max(int(config.get("threads", 1)), 1))
-    work = Path(tempfile.mkdtemp(prefix=f"snt-trial-{config['trial']}-"))
+    # Scratch space in the trial's working directory (Tune's, inside Ray's session folder), so
+    # a trial killed with its node leaves nothing in the system's temp folder.
+    work = Path(tempfile.mkdtemp(prefix=f"snt-trial-{config['trial']}-", dir=Path.cwd()))
     try:
         local = work / CHECKPOINT_FILE
         from_epoch, curve = _restore(local)

@@ -27,7 +27,7 @@ def cluster_run(
     ray_tmp = Path(tempfile.mkdtemp(prefix="snt-ray-"))
     try:
         proc = Sandbox(folder, ray_tmp).start("--trials", str(TRIALS), "--cluster", "--kill-worker")
-        result = finish(proc, timeout=240)
+        result = finish(proc, timeout=400)
     finally:
         _remove(ray_tmp)
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{folder / 'study.db'}")

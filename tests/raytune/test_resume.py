@@ -5,6 +5,7 @@ restored Ray experiment, and nothing is asked twice."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -21,26 +22,38 @@ def _trials(storage: str) -> list[optuna.trial.FrozenTrial]:
         return []
 
 
+def _ray_files(sandbox: Sandbox, trial: optuna.trial.FrozenTrial | None = None) -> list[Path]:
+    """The epoch checkpoints of ``trial`` on storage, or the experiment's state snapshots."""
+    where = f"trial_{trial.number:05d}_*/checkpoint_*" if trial else "experiment_state-*.json"
+    return list(sandbox.folder.glob(f"runs/tiny/ray/*/{where}"))
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # replaced by a newer snapshot meanwhile
+        return 0.0
+
+
 def test_a_killed_driver_resumes_with_the_same_command(sandbox: Sandbox) -> None:
     storage = f"sqlite:///{sandbox.folder / 'study.db'}"
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     proc = sandbox.start("--trials", str(TRIALS))
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 300
+    seen = None  # when the running trial had two epoch checkpoints on storage
     while True:
         trials = _trials(storage)
         done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-        running = [
-            t
-            for t in trials
-            if t.state == optuna.trial.TrialState.RUNNING and "ray_attempts" in t.user_attrs
-        ]
-        if done and running:
+        running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+        if done and running and seen is None and len(_ray_files(sandbox, running[0])) >= 2:
+            seen = time.time()
+        # Kill once Ray has snapshotted the experiment since then: it knows a checkpoint.
+        if seen is not None and any(_mtime(f) > seen for f in _ray_files(sandbox)):
             break
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             pytest.fail(f"no moment to kill the driver came:\n{proc.communicate()[0][-4000:]}")
-        time.sleep(0.3)
-    time.sleep(2.5)  # mid-way, with epoch checkpoints in an experiment snapshot (every 1 s)
+        time.sleep(0.1)
     proc.kill()  # the sandbox's init dies, and with it the driver and every Ray process
     proc.wait()
     experiment = optuna.load_study(study_name="tiny", storage=storage).user_attrs[
@@ -48,7 +61,7 @@ def test_a_killed_driver_resumes_with_the_same_command(sandbox: Sandbox) -> None
     ]
     assert experiment["done"] is False
 
-    result = finish(sandbox.start("--trials", str(TRIALS)), timeout=180)
+    result = finish(sandbox.start("--trials", str(TRIALS)), timeout=300)
     study = optuna.load_study(study_name="tiny", storage=storage)
     after = {t.number: t for t in study.get_trials()}
     assert result["finished"] == TRIALS and len(after) == TRIALS  # nothing asked twice
