@@ -28,6 +28,8 @@ class ViTTiny(Backbone):
         num_heads: attention heads.
         mlp_ratio: MLP hidden width / embed_dim.
         drop_path: stochastic-depth rate.
+        fused_attn: use PyTorch's fused attention kernel. Off by default: on CPU it has no
+            double backward, which the lambda_max estimate (Hessian-vector products) needs.
     """
 
     family: ClassVar[str] = "vit"
@@ -38,6 +40,7 @@ class ViTTiny(Backbone):
         "num_heads": 3,
         "mlp_ratio": 4.0,
         "drop_path": 0.0,
+        "fused_attn": False,
     }
 
     def build(
@@ -50,7 +53,7 @@ class ViTTiny(Backbone):
                 f"divide embed_dim, got patch_size={p['patch_size']} for image_size="
                 f"{image_size}, embed_dim={p['embed_dim']} with num_heads={p['num_heads']}."
             )
-        return VisionTransformer(
+        model = VisionTransformer(
             img_size=image_size,
             patch_size=p["patch_size"],
             in_chans=in_chans,
@@ -61,6 +64,10 @@ class ViTTiny(Backbone):
             mlp_ratio=p["mlp_ratio"],
             drop_path_rate=p["drop_path"],
         )
+        for module in model.modules():
+            if hasattr(module, "fused_attn"):
+                module.fused_attn = p["fused_attn"]
+        return model
 
 
 class ViTSmall(ViTTiny):
