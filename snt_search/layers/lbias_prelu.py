@@ -6,10 +6,14 @@ For channel ``i`` with learnable shift-in ``gamma_i``, negative slope ``beta_i``
     f(x_i) = x_i - gamma_i + zeta_i             if x_i > gamma_i
            = beta_i * (x_i - gamma_i) + zeta_i   otherwise
 
-which is ``prelu(x - gamma, beta) + zeta``: the forward pass is computed that way (``F.prelu``
-is one fused kernel), the backward pass by hand (see ``_PReLUShift``). It has the form of ReActNet's RPReLU, the binarization work [45] the paper
-borrows it from. At initialisation (``gamma = zeta = 0``,
+which is ``prelu(x - gamma, beta) + zeta``. It has the form of ReActNet's RPReLU, the
+binarization work [45] the paper borrows it from. At initialisation (``gamma = zeta = 0``,
 ``beta = 0.25``) it is exactly ``nn.PReLU(init=0.25)``.
+
+The forward pass and the first-order backward pass run as fused kernels on CPU
+(:mod:`snt_search.layers.eq1_kernels`); when autograd builds a graph of the backward pass
+(``create_graph=True``, as the lambda_max estimate's Hessian-vector products do) the
+backward pass is computed with differentiable ops instead, so second derivatives are exact.
 """
 
 from __future__ import annotations
@@ -17,44 +21,51 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from . import eq1_kernels
 
 __all__ = ["LBiasPReLU"]
 
 
-class _PReLUShift(torch.autograd.Function):
-    """``prelu(y, beta) + zeta`` with channels on dim 1; ``view`` broadcasts a parameter there.
-
-    The forward pass is two fused kernels (``F.prelu``, in-place ``add_``). The backward pass
-    avoids ``F.prelu``'s backward kernel, which is several times slower on CPU than the few
-    elementwise ops below and dominated this layer's cost. It is written with differentiable
-    ops on the saved input, so double backward (Hessian-vector products for the sharpness
-    estimate) stays exact.
-    """
+class _Eq1(torch.autograd.Function):
+    """Eq. 1 on ``x`` with parameters already viewed to broadcast over its channel dim."""
 
     @staticmethod
-    def forward(ctx: Any, y: Tensor, beta: Tensor, zeta: Tensor, view: tuple[int, ...]) -> Tensor:
-        ctx.save_for_backward(y, beta)
-        ctx.view = view
-        return F.prelu(y, beta).add_(zeta.view(view))
+    def forward(ctx: Any, x: Tensor, gamma: Tensor, beta: Tensor, zeta: Tensor) -> Tensor:
+        ctx.save_for_backward(x, gamma, beta)
+        return eq1_kernels.forward(x, gamma, beta, zeta)
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        y, beta = ctx.saved_tensors
-        reduce = [d for d in range(grad.ndim) if d != 1]
-        need_beta, need_zeta = ctx.needs_input_grad[1:3]
-        gz = grad.sum(reduce) if need_zeta else None
-        pos = torch.ops.aten.threshold_backward(grad, y, 0)  # grad where y > 0, else 0
-        neg = grad - pos  # grad where y <= 0
-        if torch.is_grad_enabled():  # create_graph=True: out-of-place, differentiable
-            gb = (neg * y).sum(reduce) if need_beta else None
-            return torch.addcmul(pos, neg, beta.view(ctx.view)), gb, gz, None
-        # Plain backward: reuse the two temporaries in place. Fresh full-size buffers are
-        # what this layer costs most on CPU (allocation and first touch), not arithmetic.
-        gy = pos.addcmul_(neg, beta.view(ctx.view))
-        gb = neg.mul_(y).sum(reduce) if need_beta else None
-        return gy, gb, gz, None
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, ...]:
+        x, gamma, beta = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: keep the backward differentiable
+            gx, gg, gb, gz = eq1_kernels.backward_eager(grad, x, gamma, beta)
+        else:
+            gx, gg, gb, gz = eq1_kernels.backward(grad.contiguous(), x, gamma, beta)
+        shape = gamma.shape
+        return gx, gg.sum(0).view(shape), gb.sum(0).view(shape), gz.sum(0).view(shape)
+
+
+class _Eq1Inplace(torch.autograd.Function):
+    """Eq. 1 written into ``x``; saves the output only, so needs ``beta > 0`` everywhere."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, gamma: Tensor, beta: Tensor, zeta: Tensor) -> Tensor:
+        eq1_kernels.forward_(x, gamma, beta, zeta)
+        ctx.mark_dirty(x)
+        ctx.save_for_backward(x, beta, zeta)
+        return x
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, ...]:
+        out, beta, zeta = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: keep the backward differentiable
+            gx, gg, gb, gz = eq1_kernels.backward_from_output_eager(grad, out, beta, zeta)
+        else:
+            gx, gg, gb, gz = eq1_kernels.backward_from_output(grad.contiguous(), out, beta, zeta)
+        shape = beta.shape
+        return gx, gg.sum(0).view(shape), gb.sum(0).view(shape), gz.sum(0).view(shape)
 
 
 class LBiasPReLU(nn.Module):
@@ -67,9 +78,20 @@ class LBiasPReLU(nn.Module):
             feature maps, NCHW) or ``-1`` for ``[..., C]`` (tokens ``[B, N, C]`` and the output
             of ``nn.Linear``). For 2-D inputs ``[B, C]`` both mean the same.
         init_slope: initial negative slope ``beta`` (0.25, like ``nn.PReLU``).
+        inplace: overwrite the input with the output, as ``nn.ReLU(inplace=True)`` does (the
+            ``lbias_prelu`` transform keeps the flag of the activation it replaces). It saves
+            a full-size buffer per call and is taken on CPU while every ``beta`` is positive
+            (the backward pass then recovers ``x - gamma`` from the output); otherwise the
+            layer computes out of place.
     """
 
-    def __init__(self, num_channels: int, channel_dim: int = 1, init_slope: float = 0.25) -> None:
+    def __init__(
+        self,
+        num_channels: int,
+        channel_dim: int = 1,
+        init_slope: float = 0.25,
+        inplace: bool = False,
+    ) -> None:
         super().__init__()
         if num_channels < 1:
             raise ValueError(f"LBiasPReLU needs num_channels >= 1, got {num_channels}.")
@@ -80,22 +102,29 @@ class LBiasPReLU(nn.Module):
             )
         self.num_channels = num_channels
         self.channel_dim = channel_dim
+        self.inplace = inplace
         self.gamma = nn.Parameter(torch.zeros(num_channels))  # shift in
         self.beta = nn.Parameter(torch.full((num_channels,), float(init_slope)))  # negative slope
         self.zeta = nn.Parameter(torch.zeros(num_channels))  # shift out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.num_channels
-        if x.ndim <= 2 or self.channel_dim == -1:
-            if x.shape[-1] != c:
-                raise ValueError(self._shape_error(x, -1))
-            y = x.reshape(-1, c) + (-self.gamma)  # adding -gamma: no full-size neg in backward
-            return _PReLUShift.apply(y, self.beta, self.zeta, (c,)).view(x.shape)
-        if x.shape[1] != c:
-            raise ValueError(self._shape_error(x, 1))
-        view = (c,) + (1,) * (x.ndim - 2)
-        y = x + (-self.gamma).view(view)
-        return _PReLUShift.apply(y, self.beta, self.zeta, view)
+        tokens = x.ndim <= 2 or self.channel_dim == -1
+        if x.shape[-1 if tokens else 1] != c:
+            raise ValueError(self._shape_error(x, -1 if tokens else 1))
+        view = (c,) if tokens else (c,) + (1,) * (x.ndim - 2)
+        if (
+            self.inplace
+            and x.ndim > 2
+            and x.device.type == "cpu"
+            and x.is_contiguous()
+            and bool((self.beta > 0).all())
+        ):  # on x itself: in place on a view of x would make autograd copy the gradient
+            return _Eq1Inplace.apply(x, *(p.view(view) for p in (self.gamma, self.beta, self.zeta)))
+        # otherwise [B, L, C] or [B, C, L]: one layout each for the fused kernels
+        flat = x.reshape(1 if x.ndim <= 2 else x.shape[0], -1, c) if tokens else x.flatten(2)
+        params = (p.view(view[:2]) for p in (self.gamma, self.beta, self.zeta))
+        return _Eq1.apply(flat, *params).view(x.shape)
 
     def _shape_error(self, x: torch.Tensor, dim: int) -> str:
         return (
@@ -105,4 +134,5 @@ class LBiasPReLU(nn.Module):
         )
 
     def extra_repr(self) -> str:
-        return f"{self.num_channels}, channel_dim={self.channel_dim}"
+        inplace = ", inplace=True" if self.inplace else ""
+        return f"{self.num_channels}, channel_dim={self.channel_dim}{inplace}"

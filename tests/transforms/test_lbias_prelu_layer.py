@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from torch import nn
 
-from snt_search.layers import LBiasPReLU
+from snt_search.layers import LBiasPReLU, eq1_kernels
 
 
 def _set(layer: LBiasPReLU, gamma: list[float], beta: list[float], zeta: list[float]) -> None:
@@ -66,10 +68,17 @@ def test_wrong_shape_and_bad_channel_dim_say_what_to_do() -> None:
         LBiasPReLU(3, channel_dim=2)
 
 
+@pytest.mark.parametrize("inplace", [False, True], ids=["out_of_place", "inplace"])
 @pytest.mark.parametrize(("shape", "dim"), [((2, 3, 4, 4), 1), ((2, 5, 3), -1), ((4, 3), -1)])
-def test_hand_written_backward_is_exact_to_second_order(shape: tuple[int, ...], dim: int) -> None:
-    """The sharpness estimate takes Hessian-vector products through this layer."""
-    layer = LBiasPReLU(3, channel_dim=dim).double()
+def test_hand_written_backward_is_exact_to_second_order(
+    shape: tuple[int, ...], dim: int, inplace: bool
+) -> None:
+    """The sharpness estimate takes Hessian-vector products through this layer.
+
+    First-order gradients come from the fused kernels, second-order ones from the
+    differentiable formulas; the in-place variant recovers ``x - gamma`` from its output.
+    """
+    layer = LBiasPReLU(3, channel_dim=dim, inplace=inplace).double()
     with torch.no_grad():
         layer.gamma.normal_(0, 0.3)
         layer.beta.uniform_(0.0, 2.0)
@@ -79,7 +88,79 @@ def test_hand_written_backward_is_exact_to_second_order(shape: tuple[int, ...], 
     params = tuple(getattr(layer, n).detach().clone().requires_grad_() for n in names)
 
     def f(x: torch.Tensor, *p: torch.Tensor) -> torch.Tensor:
+        x = x * 1.0  # a fresh non-leaf: the in-place variant writes into it
         return torch.func.functional_call(layer, dict(zip(names, p, strict=True)), (x,))
 
     assert torch.autograd.gradcheck(f, (x, *params))
     assert torch.autograd.gradgradcheck(f, (x, *params))
+
+
+def _grads(layer: LBiasPReLU, x: torch.Tensor, g: torch.Tensor) -> list[torch.Tensor]:
+    layer.zero_grad()
+    xx = x.clone().requires_grad_()
+    out = layer(xx * 1.0)
+    out.backward(g)
+    return [out.detach(), xx.grad, *(p.grad for p in (layer.gamma, layer.beta, layer.zeta))]
+
+
+@pytest.mark.parametrize(("shape", "dim"), [((4, 8, 6, 6), 1), ((4, 9, 8), -1)])
+def test_fused_inplace_and_eager_paths_agree(
+    shape: tuple[int, ...], dim: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.manual_seed(0)
+    layer = LBiasPReLU(shape[dim], channel_dim=dim)
+    with torch.no_grad():
+        layer.gamma.normal_(0, 0.3)
+        layer.beta.uniform_(0.1, 2.0)
+        layer.zeta.normal_()
+    x, g = torch.randn(shape), torch.randn(shape)
+    fused = _grads(layer, x, g)
+    layer.inplace = True
+    inplace = _grads(layer, x, g)
+    monkeypatch.setenv("SNT_SEARCH_COMPILE", "0")
+    assert not eq1_kernels.compiled_enabled()
+    eager = _grads(layer, x, g)
+    for a, b, c in zip(fused, inplace, eager, strict=True):
+        torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-4)
+        torch.testing.assert_close(b, c, rtol=1e-5, atol=1e-4)
+
+
+def test_inplace_writes_into_its_input_and_falls_back_for_non_positive_slopes() -> None:
+    layer = LBiasPReLU(2, channel_dim=1, inplace=True)
+    _set(layer, GAMMA, BETA, ZETA)
+    x = torch.tensor([[[[1.0, 0.0]], [[-2.0, 4.0]]]])
+    out = layer(x)
+    assert out.data_ptr() == x.data_ptr()
+    torch.testing.assert_close(x, torch.tensor([[[[0.75, 0.2]], [[-5.0, 2.0]]]]))
+    _set(layer, GAMMA, [0.1, -2.0], ZETA)  # beta <= 0: x - gamma cannot come from the output
+    x = torch.tensor([[[[1.0, 0.0]], [[-2.0, 4.0]]]], requires_grad=True)
+    h = x * 1.0
+    out = layer(h)
+    assert out.data_ptr() != h.data_ptr()
+    torch.testing.assert_close(out, torch.tensor([[[[0.75, 0.2]], [[-1.0, 2.0]]]]))
+    out.sum().backward()
+    torch.testing.assert_close(x.grad, torch.tensor([[[[1.0, 0.1]], [[-2.0, 1.0]]]]))
+
+
+def test_a_failed_compile_warns_once_and_computes_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*_: object, **__: object) -> object:
+        def fail(*_: object) -> None:
+            raise RuntimeError("no C++ compiler found")
+
+        return fail
+
+    monkeypatch.setattr(eq1_kernels, "_compiled", {})
+    monkeypatch.setattr(eq1_kernels, "_failed", [])
+    monkeypatch.setattr(torch, "compile", broken)
+    layer = LBiasPReLU(3, channel_dim=1)
+    x = torch.randn(2, 3, 4, 4)
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler found.*SNT_SEARCH_COMPILE=0"):
+        out = layer(x)
+    torch.testing.assert_close(out, nn.PReLU(3, init=0.25)(x))
+    assert not eq1_kernels.compiled_enabled()
+    with warnings.catch_warnings(record=True) as later:
+        warnings.simplefilter("always")
+        layer(x).sum().backward()
+    assert not later

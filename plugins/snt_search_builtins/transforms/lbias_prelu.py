@@ -72,7 +72,8 @@ def swap_activations(model: nn.Module, *, init_slope: float = 0.25) -> tuple[dic
         )
     replaced: dict[str, int] = {}
     for names, act, (dim, channels, ref) in layouts:
-        new = LBiasPReLU(channels, dim, init_slope).to(device=ref.device, dtype=ref.dtype)
+        inplace = bool(getattr(act, "inplace", False))  # as safe as the activation it replaces
+        new = LBiasPReLU(channels, dim, init_slope, inplace).to(device=ref.device, dtype=ref.dtype)
         new.train(act.training)
         for name in names:
             parent, _, attr = name.rpartition(".")
