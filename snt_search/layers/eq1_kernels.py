@@ -22,7 +22,8 @@ Contract:
 * ``backward`` returns ``(grad_x, grad_gamma, grad_beta, grad_zeta)``; it is *not*
   differentiable: double backward (Hessian-vector products for lambda_max) must use
   :func:`backward_eager`, which is (``LBiasPReLU`` picks it when ``create_graph=True``).
-* The compiled path is used on CPU tensors only, and can be turned off with
+* The compiled path is used for contiguous CPU tensors with every dim >= 2 (anything else
+  takes the eager formulas), and can be turned off with
   ``SNT_SEARCH_COMPILE=0``. If compiling fails (no C++ compiler, an unsupported platform) the
   failure is reported once as a warning and the eager formulas are used from then on; results
   are the same either way, up to float rounding in the per-channel sums.
@@ -113,8 +114,15 @@ def compiled_enabled() -> bool:
     )
 
 
+def _compilable(t: Tensor) -> bool:
+    """CPU, contiguous, every dim >= 2: Dynamo specializes sizes 0 and 1 (and their strides),
+    so other tensors would each compile a variant of their own; they take the eager path."""
+    return t.device.type == "cpu" and t.is_contiguous() and min(t.shape) >= 2
+
+
 def _run(name: str, eager: Callable[..., Any], *args: Tensor) -> Any:
-    if args[0].device.type != "cpu" or not compiled_enabled():
+    full = [t for t in args if t.ndim >= 3]  # activations and gradients, not parameters
+    if not (compiled_enabled() and full and all(map(_compilable, full))):
         return eager(*args)
     fn = _compiled.get(name)
     if fn is None:
