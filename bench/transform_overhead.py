@@ -6,7 +6,8 @@ After warm-up steps the two models alternate (ABBA order, so drift in machine lo
 alike) and the median of the repeats is reported with the ratio transform / none. The SNT
 paper's claim is "little to no training overhead" (Sec. 4); our target is <= 1.05x on CPU.
 
-    python bench/transform_overhead.py                       # all built-in backbones but timm
+    python bench/transform_overhead.py                       # as train() runs (auto precision)
+    python bench/transform_overhead.py --precision fp32 --memory-format contiguous
     python bench/transform_overhead.py --backbones resnet20 mixer_s --batch-size 64 --repeats 9
 """
 
@@ -24,8 +25,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from snt_search.precision import MEMORY_FORMATS, PRECISIONS, autocast_dtype, use_channels_last
 from snt_search.registry import get_registry
 from snt_search.specs import Backbone, Transform
+from snt_search.training import model_is_channels_last
 
 # "cpu" counts the CPU time of this process only: on a shared machine it leaves out the time
 # other jobs hold the cores, which wall-clock time cannot (use it with --threads 1).
@@ -34,14 +37,23 @@ DEFAULT_BACKBONES = ("resnet20", "mixer_s", "mobilenet_v1", "resnet18", "vit_tin
 
 
 def train_step(
-    model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    amp: torch.dtype | None = None,
 ) -> None:
+    """One step as ``snt_search.training.train`` takes it (autocast when ``amp``)."""
     opt.zero_grad(set_to_none=True)
-    nn.functional.cross_entropy(model(x), y).backward()
+    with torch.autocast("cpu", dtype=amp or torch.bfloat16, enabled=amp is not None):
+        logits = model(x)
+    nn.functional.cross_entropy(logits.float(), y).backward()
     opt.step()
 
 
-def build(backbone: str, transform: str, classes: int, size: int) -> nn.Module:
+def build(
+    backbone: str, transform: str, classes: int, size: int, memory_format: str = "contiguous"
+) -> nn.Module:
     reg = get_registry()
     plugin = reg.get("backbone", backbone)
     assert isinstance(plugin, Backbone)
@@ -50,6 +62,8 @@ def build(backbone: str, transform: str, classes: int, size: int) -> nn.Module:
     t = reg.get("transform", transform)
     assert isinstance(t, Transform)
     t.apply(model)
+    if use_channels_last(model, memory_format):
+        model.to(memory_format=torch.channels_last)
     return model.train()
 
 
@@ -65,10 +79,12 @@ def compare(backbone: str, transform: str, args: argparse.Namespace) -> dict[str
     y = torch.randint(0, args.classes, (args.batch_size,), generator=g)
     steps: dict[str, Callable[[], None]] = {}
     params: dict[str, int] = {}
+    amp = autocast_dtype(args.precision, "cpu")
     for name in ("none", transform):
-        model = build(backbone, name, args.classes, args.image_size)
+        model = build(backbone, name, args.classes, args.image_size, args.memory_format)
+        xx = x.contiguous(memory_format=torch.channels_last) if model_is_channels_last(model) else x
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        steps[name] = functools.partial(train_step, model, opt, x, y)
+        steps[name] = functools.partial(train_step, model, opt, xx, y, amp)
         params[name] = sum(p.numel() for p in model.parameters())
     for _ in range(args.warmup):
         for step in steps.values():
@@ -99,6 +115,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: default)")
     ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
+    ap.add_argument(
+        "--precision", choices=PRECISIONS, default="auto", help="as train.precision (auto)"
+    )
+    ap.add_argument(
+        "--memory-format",
+        choices=MEMORY_FORMATS,
+        default="auto",
+        help="as train.memory_format (auto: channels_last for conv nets)",
+    )
     args = ap.parse_args()
     warnings.filterwarnings("ignore", message="snt: .* has no residual block")  # MobileNet-V1
     if args.threads:
@@ -107,7 +132,9 @@ def main() -> None:
         f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cpus, {torch.get_num_threads()} threads, load avg "
         f"{os.getloadavg()[0]:.1f}; batch {args.batch_size}x3x{args.image_size}x"
-        f"{args.image_size}, warmup {args.warmup}, median of {args.repeats}, {args.clock} clock"
+        f"{args.image_size}, warmup {args.warmup}, median of {args.repeats}, {args.clock} clock, "
+        f"precision {args.precision} (autocast {autocast_dtype(args.precision, 'cpu')}), "
+        f"memory format {args.memory_format}"
     )
     print(f"{'backbone':<14}{'params none':>12}{'params ' + args.transform:>12}"
           f"{'ms none':>10}{'ms ' + args.transform:>10}{'ratio':>8}")  # fmt: skip

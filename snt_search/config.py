@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, get_args, get_type_hints
 
+from .precision import MEMORY_FORMATS, PRECISIONS
+
 __all__ = ["Budget", "SharpnessConfig", "SweepConfig", "TrainConfig", "field_types"]
 
 FIG5_SPARSITIES = tuple(round(0.1 * i, 1) for i in range(10))  # 0.0 .. 0.9, paper Fig. 5
@@ -28,6 +30,16 @@ class TrainConfig:
     augment: bool = True  # random crop (pad 4) + horizontal flip, on tensors
     label_smoothing: float = 0.0
     eval_batch_size: int = 512
+    precision: str = "auto"  # auto | bf16 | fp32 (see snt_search.precision)
+    memory_format: str = "auto"  # auto | channels_last | contiguous
+
+    def __post_init__(self) -> None:
+        for key, allowed in (("precision", PRECISIONS), ("memory_format", MEMORY_FORMATS)):
+            if getattr(self, key) not in allowed:
+                raise ValueError(
+                    f"train.{key} must be one of {allowed}, got {getattr(self, key)!r}; "
+                    f"'auto' picks the fastest this hardware supports"
+                )
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from torch import nn
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import TensorLoader
+from .precision import autocast_dtype, use_channels_last
 from .specs import DataBundle, Optimizer
 
 __all__ = ["Diverged", "EpochStats", "TrainResult", "evaluate", "frozen_bn_stats", "train"]
@@ -77,8 +78,11 @@ def evaluate(model: nn.Module, loader: TensorLoader) -> float:
     was_training = model.training
     model.eval()
     correct = total = 0
+    channels_last = model_is_channels_last(model)
     try:
         for x, y in loader:
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             correct += int((model(x).argmax(dim=1) == y).sum())
             total += len(y)
     finally:
@@ -121,13 +125,36 @@ def train(
     With ``checkpoint``, the model and optimizer are saved there after every epoch, and a
     run that finds a checkpoint of an earlier, interrupted run continues after its last epoch
     (data order is seeded per epoch, so the result is the same as an uninterrupted run).
-    On CUDA the forward pass runs under bf16 autocast, and convolutional models use
-    channels_last.
+    ``cfg.precision`` and ``cfg.memory_format`` pick bf16 autocast and channels_last (both
+    ``auto`` by default: see :mod:`snt_search.precision`); the model leaves in the default
+    (contiguous) layout whatever it trained in, as compressors and ``torch.nn.utils``
+    expect.
     """
+    try:
+        return _train(
+            model, optimizer, optimizer_params, data, cfg, seed, device, on_epoch, checkpoint
+        )
+    finally:
+        if model_is_channels_last(model):
+            model.to(memory_format=torch.contiguous_format)
+
+
+def _train(
+    model: nn.Module,
+    optimizer: Optimizer,
+    optimizer_params: dict[str, Any],
+    data: DataBundle,
+    cfg: TrainConfig,
+    seed: int,
+    device: torch.device | str,
+    on_epoch: Callable[[EpochStats], None] | None,
+    checkpoint: Path | None,
+) -> TrainResult:
     device = torch.device(device)
-    cuda = device.type == "cuda"
     model.to(device)
-    if cuda and any(isinstance(m, nn.Conv2d) for m in model.modules()):
+    amp = autocast_dtype(cfg.precision, device)
+    channels_last = use_channels_last(model, cfg.memory_format)
+    if channels_last:
         model.to(memory_format=torch.channels_last)
     torch.manual_seed(seed)
     opt = optimizer.build(
@@ -154,7 +181,7 @@ def train(
     warmup = int(cfg.warmup_epochs * len(loader))
 
     def loss_of(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
             logits = model(x)
         return F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing), logits
 
@@ -174,7 +201,7 @@ def train(
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
         for x, y in loader:
-            if cuda and model_is_channels_last(model):
+            if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             factor = lr_factor(step, total_steps, warmup, cfg.schedule)
             for group, base_lr in zip(opt.param_groups, base_lrs, strict=True):

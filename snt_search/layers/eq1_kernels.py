@@ -72,10 +72,16 @@ def backward_eager(
     y = x - gamma
     pos = y > 0
     grad_x = torch.where(pos, grad, grad * beta)
-    grad_beta = torch.where(pos, torch.zeros_like(y), grad * y).sum(dims)
-    grad_zeta = grad.sum(dims)
-    grad_gamma = -grad_x.sum(dims)
+    acc = _acc(grad)
+    grad_beta = torch.where(pos, torch.zeros_like(y), grad * y).sum(dims, dtype=acc)
+    grad_zeta = grad.sum(dims, dtype=acc)
+    grad_gamma = -grad_x.sum(dims, dtype=acc)
     return grad_x, grad_gamma, grad_beta, grad_zeta
+
+
+def _acc(t: Tensor) -> torch.dtype:
+    """Accumulation dtype of the per-channel sums: at least float32 (bf16 under autocast)."""
+    return torch.promote_types(t.dtype, torch.float32)
 
 
 def forward_eager_(x: Tensor, gamma: Tensor, beta: Tensor, zeta: Tensor) -> Tensor:
@@ -96,9 +102,10 @@ def backward_from_output_eager(
     y = out - zeta  # = x - gamma where positive, beta * (x - gamma) elsewhere
     pos = y > 0
     grad_x = torch.where(pos, grad, grad * beta)
-    grad_beta = torch.where(pos, torch.zeros_like(y), grad * y / beta).sum(dims)
-    grad_zeta = grad.sum(dims)
-    grad_gamma = -grad_x.sum(dims)
+    acc = _acc(grad)
+    grad_beta = torch.where(pos, torch.zeros_like(y), grad * y / beta).sum(dims, dtype=acc)
+    grad_zeta = grad.sum(dims, dtype=acc)
+    grad_gamma = -grad_x.sum(dims, dtype=acc)
     return grad_x, grad_gamma, grad_beta, grad_zeta
 
 
@@ -115,14 +122,17 @@ def compiled_enabled() -> bool:
 
 
 def _compilable(t: Tensor) -> bool:
-    """CPU, contiguous, every dim >= 2: Dynamo specializes sizes 0 and 1 (and their strides),
-    so other tensors would each compile a variant of their own; they take the eager path."""
-    return t.device.type == "cpu" and t.is_contiguous() and min(t.shape) >= 2
+    """CPU, contiguous (or NHWC), every dim >= 2: Dynamo specializes sizes 0 and 1 (and their
+    strides), so other tensors would each compile a variant of their own; they run eagerly."""
+    dense = t.is_contiguous() or (
+        t.ndim == 4 and t.is_contiguous(memory_format=torch.channels_last)
+    )
+    return t.device.type == "cpu" and dense and min(t.shape) >= 2
 
 
 def _run(name: str, eager: Callable[..., Any], *args: Tensor) -> Any:
-    full = [t for t in args if t.ndim >= 3]  # activations and gradients, not parameters
-    if not (compiled_enabled() and full and all(map(_compilable, full))):
+    full = [t for t in args if t.shape == args[0].shape]  # activations, gradients; no params
+    if not (compiled_enabled() and args[0].ndim >= 3 and all(map(_compilable, full))):
         return eager(*args)
     fn = _compiled.get(name)
     if fn is None:

@@ -28,11 +28,34 @@ from . import eq1_kernels
 __all__ = ["LBiasPReLU"]
 
 
+def _cast(x: Tensor, *params: Tensor) -> list[Tensor]:
+    """The parameters in ``x``'s dtype (bf16 under autocast); the same tensors when equal."""
+    return [p.to(x.dtype) for p in params]
+
+
+def _same_layout(grad: Tensor, like: Tensor) -> Tensor:
+    fmt = torch.channels_last if _channels_last(like) else torch.contiguous_format
+    return grad.contiguous(memory_format=fmt)
+
+
+def _channels_last(x: Tensor) -> bool:
+    return (
+        x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    )
+
+
+def _param_grads(ctx: Any, *partials: Tensor) -> tuple[Tensor, ...]:
+    """Per-sample partial sums ``[B, C]`` -> gradients shaped and typed like the parameters."""
+    return tuple(g.sum(0).to(ctx.param_dtype).view(ctx.param_shape) for g in partials)
+
+
 class _Eq1(torch.autograd.Function):
     """Eq. 1 on ``x`` with parameters already viewed to broadcast over its channel dim."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, gamma: Tensor, beta: Tensor, zeta: Tensor) -> Tensor:
+        ctx.param_dtype, ctx.param_shape = gamma.dtype, gamma.shape
+        gamma, beta, zeta = _cast(x, gamma, beta, zeta)
         ctx.save_for_backward(x, gamma, beta)
         return eq1_kernels.forward(x, gamma, beta, zeta)
 
@@ -40,11 +63,10 @@ class _Eq1(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, ...]:
         x, gamma, beta = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: keep the backward differentiable
-            gx, gg, gb, gz = eq1_kernels.backward_eager(grad, x, gamma, beta)
+            gx, *partials = eq1_kernels.backward_eager(grad, x, gamma, beta)
         else:
-            gx, gg, gb, gz = eq1_kernels.backward(grad.contiguous(), x, gamma, beta)
-        shape = gamma.shape
-        return gx, gg.sum(0).view(shape), gb.sum(0).view(shape), gz.sum(0).view(shape)
+            gx, *partials = eq1_kernels.backward(_same_layout(grad, x), x, gamma, beta)
+        return (gx, *_param_grads(ctx, *partials))
 
 
 class _Eq1Inplace(torch.autograd.Function):
@@ -52,6 +74,8 @@ class _Eq1Inplace(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, gamma: Tensor, beta: Tensor, zeta: Tensor) -> Tensor:
+        ctx.param_dtype, ctx.param_shape = gamma.dtype, gamma.shape
+        gamma, beta, zeta = _cast(x, gamma, beta, zeta)
         eq1_kernels.forward_(x, gamma, beta, zeta)
         ctx.mark_dirty(x)
         ctx.save_for_backward(x, beta, zeta)
@@ -61,11 +85,11 @@ class _Eq1Inplace(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, ...]:
         out, beta, zeta = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: keep the backward differentiable
-            gx, gg, gb, gz = eq1_kernels.backward_from_output_eager(grad, out, beta, zeta)
+            gx, *partials = eq1_kernels.backward_from_output_eager(grad, out, beta, zeta)
         else:
-            gx, gg, gb, gz = eq1_kernels.backward_from_output(grad.contiguous(), out, beta, zeta)
-        shape = beta.shape
-        return gx, gg.sum(0).view(shape), gb.sum(0).view(shape), gz.sum(0).view(shape)
+            grad = _same_layout(grad, out)
+            gx, *partials = eq1_kernels.backward_from_output(grad, out, beta, zeta)
+        return (gx, *_param_grads(ctx, *partials))
 
 
 class LBiasPReLU(nn.Module):
@@ -113,14 +137,17 @@ class LBiasPReLU(nn.Module):
         if x.shape[-1 if tokens else 1] != c:
             raise ValueError(self._shape_error(x, -1 if tokens else 1))
         view = (c,) if tokens else (c,) + (1,) * (x.ndim - 2)
+        channels_last = not tokens and _channels_last(x)
         if (
             self.inplace
             and x.ndim > 2
             and x.device.type == "cpu"
-            and x.is_contiguous()
+            and (x.is_contiguous() or channels_last)
             and bool((self.beta > 0).all())
         ):  # on x itself: in place on a view of x would make autograd copy the gradient
             return _Eq1Inplace.apply(x, *(p.view(view) for p in (self.gamma, self.beta, self.zeta)))
+        if channels_last:  # NHWC feature maps go to the kernels as they are
+            return _Eq1.apply(x, *(p.view(view) for p in (self.gamma, self.beta, self.zeta)))
         # otherwise [B, L, C] or [B, C, L]: one layout each for the fused kernels
         flat = x.reshape(1 if x.ndim <= 2 else x.shape[0], -1, c) if tokens else x.flatten(2)
         params = (p.view(view[:2]) for p in (self.gamma, self.beta, self.zeta))

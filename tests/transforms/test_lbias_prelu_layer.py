@@ -164,3 +164,22 @@ def test_a_failed_compile_warns_once_and_computes_the_same(
         warnings.simplefilter("always")
         layer(x).sum().backward()
     assert not later
+
+
+@pytest.mark.parametrize("inplace", [False, True], ids=["out_of_place", "inplace"])
+def test_bf16_channels_last_matches_float32(inplace: bool) -> None:
+    """Under CPU autocast the layer gets bf16 NHWC maps: same layout out, float32 grads."""
+    torch.manual_seed(0)
+    layer = LBiasPReLU(8, channel_dim=1, inplace=inplace)
+    with torch.no_grad():
+        layer.gamma.normal_(0, 0.3)
+        layer.zeta.normal_()
+    x = torch.randn(4, 8, 6, 6).contiguous(memory_format=torch.channels_last)
+    g = torch.randn(4, 8, 6, 6)
+    want = _grads(layer, x, g)
+    got = _grads(layer, x.bfloat16(), g.bfloat16())
+    assert got[0].dtype == torch.bfloat16
+    assert got[0].is_contiguous(memory_format=torch.channels_last)
+    assert all(t.dtype == torch.float32 for t in got[2:])
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a.float(), b, rtol=2e-2, atol=0.15)

@@ -101,11 +101,35 @@ def apply_preact(model: nn.Module) -> dict[str, int]:
         setattr(block, attr, PreActivation(act, getattr(block, attr)))
         if moved is not None:
             setattr(block, moved, nn.Identity())
+            block.register_forward_hook(keep_grad_channels_last)
     counts: dict[str, int] = {}
     for _, block in blocks:
         key = f"{type(block).__name__}->PreAct"
         counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+def keep_grad_channels_last(block: nn.Module, inputs: Any, out: torch.Tensor) -> None:
+    """Forward hook of a pre-activated conv block: its output's gradient becomes NHWC.
+
+    Without the activation after the addition, the gradient of a block's output reaches
+    BatchNorm's backward pass and the skip connection as it arrives, e.g. the broadcast
+    NCHW view that global average pooling's backward returns; with channels_last weights
+    BatchNorm then takes a strided path that made a pre-activated ResNet-20 step 1.6x slower
+    (bf16, 2-core CPU). The hook costs one copy per block, only when the layout differs.
+    """
+    if (
+        isinstance(out, torch.Tensor)
+        and out.requires_grad
+        and out.ndim == 4
+        and out.is_contiguous(memory_format=torch.channels_last)
+        and not out.is_contiguous()
+    ):
+        out.register_hook(_to_channels_last)
+
+
+def _to_channels_last(grad: torch.Tensor) -> torch.Tensor:
+    return grad.contiguous(memory_format=torch.channels_last)
 
 
 def _fresh(model: nn.Module, name: str, act: nn.Module | None) -> nn.Module:

@@ -1,0 +1,82 @@
+"""Numeric precision and memory layout of the training step: what ``auto`` means.
+
+``train.precision``:
+    ``"bf16"`` runs the forward pass under ``torch.autocast(dtype=torch.bfloat16)`` (the loss,
+    the weights, the optimizer state and the gradients stay float32); ``"fp32"`` does not;
+    ``"auto"`` (the default) is ``bf16`` where the hardware computes bfloat16 natively
+    (CUDA devices that support it, and CPUs with AVX512-BF16 or AMX, or Arm's BF16
+    extension) and ``fp32`` elsewhere, where bf16 would be emulated and slower.
+``train.memory_format``:
+    ``"channels_last"`` stores the weights and inputs of models with 2-D convolutions as
+    NHWC, which oneDNN (CPU) and cuDNN (GPU) run faster; ``"contiguous"`` keeps NCHW;
+    ``"auto"`` (the default) is ``channels_last`` for models with a ``Conv2d``.
+
+Measured on a 2-core AMD EPYC with AVX512-BF16, one training step (forward, backward, Adam,
+batch 128 of 32x32 images), fp32 NCHW -> channels_last -> bf16 autocast: ResNet-20 181 ->
+134 -> 94 ms, MobileNet-V1 346 -> 191 ms (bf16 gains nothing more on its depthwise
+convolutions), Mixer-S 432 -> 150 ms (bf16). The estimate of lambda_max and all evaluation
+stay in float32 whatever the training precision.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+
+import torch
+from torch import nn
+
+__all__ = ["MEMORY_FORMATS", "PRECISIONS", "autocast_dtype", "native_bf16", "use_channels_last"]
+
+PRECISIONS = ("auto", "bf16", "fp32")
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
+
+
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
+    """CPU feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether ``device`` computes bfloat16 matrix products in hardware."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    flags = _cpu_flags()
+    if platform.machine().lower() in ("aarch64", "arm64"):
+        return "bf16" in flags
+    return bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+def autocast_dtype(precision: str, device: torch.device | str) -> torch.dtype | None:
+    """``torch.bfloat16`` when ``precision`` (see the module docstring) means bf16, else None."""
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"train.precision must be one of {PRECISIONS}, got {precision!r}; 'auto' picks "
+            f"bf16 where the hardware has it"
+        )
+    if precision == "fp32" or (precision == "auto" and not native_bf16(device)):
+        return None
+    return torch.bfloat16
+
+
+def use_channels_last(model: nn.Module, memory_format: str) -> bool:
+    """Whether to run ``model`` channels_last under ``memory_format`` (see the docstring)."""
+    if memory_format not in MEMORY_FORMATS:
+        raise ValueError(
+            f"train.memory_format must be one of {MEMORY_FORMATS}, got {memory_format!r}"
+        )
+    if memory_format == "contiguous":
+        return False
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
