@@ -121,13 +121,21 @@ def compiled_enabled() -> bool:
     )
 
 
+def dense(t: Tensor) -> bool:
+    """Whether ``t`` fills its memory without gaps in some dim order (contiguous, NHWC, a
+    transpose of either, ...): the layouts a fused loop can stream through."""
+    expected = 1
+    for d in sorted(range(t.ndim), key=t.stride):
+        if t.size(d) != 1 and t.stride(d) != expected:
+            return False
+        expected *= t.size(d)
+    return True
+
+
 def _compilable(t: Tensor) -> bool:
-    """CPU, contiguous (or NHWC), every dim >= 2: Dynamo specializes sizes 0 and 1 (and their
-    strides), so other tensors would each compile a variant of their own; they run eagerly."""
-    dense = t.is_contiguous() or (
-        t.ndim == 4 and t.is_contiguous(memory_format=torch.channels_last)
-    )
-    return t.device.type == "cpu" and dense and min(t.shape) >= 2
+    """CPU, dense, every dim >= 2: Dynamo specializes sizes 0 and 1 (and their strides), so
+    other tensors would each compile a variant of their own; they run eagerly."""
+    return t.device.type == "cpu" and min(t.shape) >= 2 and dense(t)
 
 
 def _run(name: str, eager: Callable[..., Any], *args: Tensor) -> Any:

@@ -34,6 +34,9 @@ def _cast(x: Tensor, *params: Tensor) -> list[Tensor]:
 
 
 def _same_layout(grad: Tensor, like: Tensor) -> Tensor:
+    """``grad`` as is when dense (any dim order), else in ``like``'s memory format."""
+    if eq1_kernels.dense(grad):
+        return grad
     fmt = torch.channels_last if _channels_last(like) else torch.contiguous_format
     return grad.contiguous(memory_format=fmt)
 
