@@ -120,7 +120,7 @@ def main() -> None:
     # The tensor loop twice: as train() runs it (precision and memory format "auto": bf16
     # autocast where the CPU has native bf16, channels_last for conv nets) and in fp32 NCHW
     # like the DataLoader loop, which separates the input pipeline's share from the rest.
-    amp = autocast_dtype("auto", "cpu")
+    amp = autocast_dtype("auto", "cpu")  # per model below: fp32 for depthwise convs on CPU
     results: dict[str, list[tuple[float, float, int]]] = {
         "tensor loop": [],
         "tensor, fp32": [],
@@ -158,7 +158,7 @@ def main() -> None:
                     persistent_workers=args.workers > 0,
                 )
                 batches = cycle(dl)
-            amp_here = amp if loop_defaults else None
+            amp_here = autocast_dtype("auto", "cpu", model) if loop_defaults else None
             results[name].append(run(batches, model, opt, args.steps, args.warmup, amp_here))
 
     print(

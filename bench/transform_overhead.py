@@ -79,9 +79,9 @@ def compare(backbone: str, transform: str, args: argparse.Namespace) -> dict[str
     y = torch.randint(0, args.classes, (args.batch_size,), generator=g)
     steps: dict[str, Callable[[], None]] = {}
     params: dict[str, int] = {}
-    amp = autocast_dtype(args.precision, "cpu")
     for name in ("none", transform):
         model = build(backbone, name, args.classes, args.image_size, args.memory_format)
+        amp = autocast_dtype(args.precision, "cpu", model)
         xx = x.contiguous(memory_format=torch.channels_last) if model_is_channels_last(model) else x
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         steps[name] = functools.partial(train_step, model, opt, xx, y, amp)
@@ -133,7 +133,8 @@ def main() -> None:
         f"{os.cpu_count()} cpus, {torch.get_num_threads()} threads, load avg "
         f"{os.getloadavg()[0]:.1f}; batch {args.batch_size}x3x{args.image_size}x"
         f"{args.image_size}, warmup {args.warmup}, median of {args.repeats}, {args.clock} clock, "
-        f"precision {args.precision} (autocast {autocast_dtype(args.precision, 'cpu')}), "
+        f"precision {args.precision} (autocast {autocast_dtype(args.precision, 'cpu')} unless "
+        f"depthwise convs), "
         f"memory format {args.memory_format}"
     )
     print(f"{'backbone':<14}{'params none':>12}{'params ' + args.transform:>12}"

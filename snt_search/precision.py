@@ -5,16 +5,17 @@
     the weights, the optimizer state and the gradients stay float32); ``"fp32"`` does not;
     ``"auto"`` (the default) is ``bf16`` where the hardware computes bfloat16 natively
     (CUDA devices that support it, and CPUs with AVX512-BF16 or AMX, or Arm's BF16
-    extension) and ``fp32`` elsewhere, where bf16 would be emulated and slower.
+    extension) and ``fp32`` elsewhere, where bf16 would be emulated and slower; on CPU also
+    ``fp32`` for models with depthwise convolutions, which oneDNN runs slower in bf16.
 ``train.memory_format``:
     ``"channels_last"`` stores the weights and inputs of models with 2-D convolutions as
     NHWC, which oneDNN (CPU) and cuDNN (GPU) run faster; ``"contiguous"`` keeps NCHW;
     ``"auto"`` (the default) is ``channels_last`` for models with a ``Conv2d``.
 
 Measured on a 2-core AMD EPYC with AVX512-BF16, one training step (forward, backward, Adam,
-batch 128 of 32x32 images), fp32 NCHW -> channels_last -> bf16 autocast: ResNet-20 181 ->
-134 -> 94 ms, MobileNet-V1 346 -> 191 ms (bf16 gains nothing more on its depthwise
-convolutions), Mixer-S 432 -> 150 ms (bf16). The estimate of lambda_max and all evaluation
+batch 128 of 32x32 images), fp32 NCHW -> channels_last -> + bf16 autocast: ResNet-20 185 ->
+138 -> 87 ms, ResNet-18 1706 -> 1279 -> 659 ms, MobileNet-V1 421 -> 249 -> 309 ms (slower:
+its depthwise convolutions, hence fp32 for it), Mixer-S 432 -> 150 ms (bf16 alone). The estimate of lambda_max and all evaluation
 stay in float32 whatever the training precision.
 """
 
@@ -59,16 +60,31 @@ def native_bf16(device: torch.device | str) -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & flags)
 
 
-def autocast_dtype(precision: str, device: torch.device | str) -> torch.dtype | None:
-    """``torch.bfloat16`` when ``precision`` (see the module docstring) means bf16, else None."""
+def autocast_dtype(
+    precision: str, device: torch.device | str, model: nn.Module | None = None
+) -> torch.dtype | None:
+    """``torch.bfloat16`` when ``precision`` (see the module docstring) means bf16 for
+    ``model`` on ``device``, else None."""
     if precision not in PRECISIONS:
         raise ValueError(
             f"train.precision must be one of {PRECISIONS}, got {precision!r}; 'auto' picks "
             f"bf16 where the hardware has it"
         )
-    if precision == "fp32" or (precision == "auto" and not native_bf16(device)):
+    if precision == "fp32":
+        return None
+    if precision == "auto" and not native_bf16(device):
+        return None
+    if precision == "auto" and torch.device(device).type == "cpu" and _depthwise(model):
         return None
     return torch.bfloat16
+
+
+def _depthwise(model: nn.Module | None) -> bool:
+    """Whether ``model`` has a depthwise convolution (oneDNN runs those slower in bf16)."""
+    return model is not None and any(
+        isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels
+        for m in model.modules()
+    )
 
 
 def use_channels_last(model: nn.Module, memory_format: str) -> bool:

@@ -12,13 +12,14 @@ and keeps the formulas readable Python.
 
 Contract:
 
-* ``x`` is ``[B, C, *spatial]`` (feature maps) with the parameters viewed as ``[C, 1, ...]``,
-  or ``[B, *tokens, C]`` (tokens, ``nn.Linear`` features) with parameters of shape ``[C]``.
-* The backward functions return ``(grad_x, grad_gamma, grad_beta, grad_zeta)`` where the
-  three per-channel gradients are *partial sums per sample*, shape ``[B, C]``: the caller
-  sums them over dim 0. Reducing only within a sample lets the fused loop run in parallel
-  over samples and vectorize along the contiguous dim (2x faster than reducing over the
-  batch inside the kernel, measured).
+* ``x`` is ``[B, C, *spatial]`` (feature maps, ``tokens=False``) or ``[B, *tokens, C]``
+  (tokens, ``nn.Linear`` features, ``tokens=True``); the parameters are the layer's ``[C]``
+  tensors as they are (viewed and cast to ``x``'s dtype inside the fused code).
+* The backward functions return ``(grad_x, partials)`` where ``partials[i]`` is the gradient
+  of gamma, beta, zeta (``i = 0, 1, 2``) summed *within each sample*, shape ``[3, B, C]``, in
+  float32 at least: the caller sums over dim 1. Reducing only within a sample lets the fused
+  loop run in parallel over samples and vectorize along the contiguous dim (2x faster than
+  reducing over the batch inside the kernel, measured).
 * ``backward`` returns ``(grad_x, grad_gamma, grad_beta, grad_zeta)``; it is *not*
   differentiable: double backward (Hessian-vector products for lambda_max) must use
   :func:`backward_eager`, which is (``LBiasPReLU`` picks it when ``create_graph=True``).
@@ -52,61 +53,58 @@ __all__ = [
 ]
 
 
-def _reduce_dims(x: Tensor, param: Tensor) -> tuple[int, ...]:
-    """Every dim of ``x`` but the batch dim 0 and the channel dim (which ``param`` shows)."""
-    channel = x.ndim - 1 if param.ndim == 1 else x.ndim - param.ndim
-    return tuple(d for d in range(1, x.ndim) if d != channel)
+def _bcast(p: Tensor, x: Tensor, tokens: bool) -> Tensor:
+    """A ``[C]`` parameter in ``x``'s dtype, viewed to broadcast over ``x``'s channel dim."""
+    p = p.to(x.dtype)
+    return p if tokens else p.view((-1,) + (1,) * (x.ndim - 2))
 
 
-def forward_eager(x: Tensor, gamma: Tensor, beta: Tensor, zeta: Tensor) -> Tensor:
+def _per_sample(grad_gamma: Tensor, grad_beta: Tensor, grad_zeta: Tensor, tokens: bool) -> Tensor:
+    """The three elementwise gradient maps summed within each sample: ``[3, B, C]``."""
+    n = grad_zeta.ndim
+    dims = tuple(range(1, n - 1)) if tokens else tuple(range(2, n))
+    acc = torch.promote_types(grad_zeta.dtype, torch.float32)  # bf16 maps: sum in float32
+    return torch.stack([g.sum(dims, dtype=acc) for g in (grad_gamma, grad_beta, grad_zeta)])
+
+
+def forward_eager(x: Tensor, gamma: Tensor, beta: Tensor, zeta: Tensor, tokens: bool) -> Tensor:
     """Eq. 1: ``x - gamma + zeta`` where ``x > gamma``, else ``beta * (x - gamma) + zeta``."""
-    y = x - gamma
-    return torch.where(y > 0, y, y * beta) + zeta
+    g, b, z = (_bcast(p, x, tokens) for p in (gamma, beta, zeta))
+    y = x - g
+    return torch.where(y > 0, y, y * b) + z
 
 
 def backward_eager(
-    grad: Tensor, x: Tensor, gamma: Tensor, beta: Tensor
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Gradients of Eq. 1, written with differentiable ops (so double backward is exact)."""
-    dims = _reduce_dims(x, gamma)
-    y = x - gamma
+    grad: Tensor, x: Tensor, gamma: Tensor, beta: Tensor, tokens: bool
+) -> tuple[Tensor, Tensor]:
+    """Gradients of Eq. 1 with differentiable ops (so double backward is exact)."""
+    y = x - _bcast(gamma, x, tokens)
     pos = y > 0
-    grad_x = torch.where(pos, grad, grad * beta)
-    acc = _acc(grad)
-    grad_beta = torch.where(pos, torch.zeros_like(y), grad * y).sum(dims, dtype=acc)
-    grad_zeta = grad.sum(dims, dtype=acc)
-    grad_gamma = -grad_x.sum(dims, dtype=acc)
-    return grad_x, grad_gamma, grad_beta, grad_zeta
+    grad_x = torch.where(pos, grad, grad * _bcast(beta, x, tokens))
+    grad_beta = torch.where(pos, torch.zeros_like(y), grad * y)
+    return grad_x, _per_sample(-grad_x, grad_beta, grad, tokens)
 
 
-def _acc(t: Tensor) -> torch.dtype:
-    """Accumulation dtype of the per-channel sums: at least float32 (bf16 under autocast)."""
-    return torch.promote_types(t.dtype, torch.float32)
-
-
-def forward_eager_(x: Tensor, gamma: Tensor, beta: Tensor, zeta: Tensor) -> Tensor:
+def forward_eager_(x: Tensor, gamma: Tensor, beta: Tensor, zeta: Tensor, tokens: bool) -> Tensor:
     """Eq. 1 written into ``x`` (in place); returns ``x``."""
-    return x.copy_(forward_eager(x, gamma, beta, zeta))
+    return x.copy_(forward_eager(x, gamma, beta, zeta, tokens))
 
 
 def backward_from_output_eager(
-    grad: Tensor, out: Tensor, beta: Tensor, zeta: Tensor
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    grad: Tensor, out: Tensor, beta: Tensor, zeta: Tensor, tokens: bool
+) -> tuple[Tensor, Tensor]:
     """Gradients of Eq. 1 from its *output* (the in-place variant), for ``beta > 0`` only.
 
     With ``beta > 0``, ``y = x - gamma`` is recovered as ``out - zeta`` where that is positive
     and as ``(out - zeta) / beta`` elsewhere. Differentiating through ``out`` (whose own grad_fn
     is Eq. 1) keeps double backward exact, as for ReLU's in-place backward.
     """
-    dims = _reduce_dims(out, beta)
-    y = out - zeta  # = x - gamma where positive, beta * (x - gamma) elsewhere
+    b = _bcast(beta, out, tokens)
+    y = out - _bcast(zeta, out, tokens)  # = x - gamma where positive, beta * (x - gamma) else
     pos = y > 0
-    grad_x = torch.where(pos, grad, grad * beta)
-    acc = _acc(grad)
-    grad_beta = torch.where(pos, torch.zeros_like(y), grad * y / beta).sum(dims, dtype=acc)
-    grad_zeta = grad.sum(dims, dtype=acc)
-    grad_gamma = -grad_x.sum(dims, dtype=acc)
-    return grad_x, grad_gamma, grad_beta, grad_zeta
+    grad_x = torch.where(pos, grad, grad * b)
+    grad_beta = torch.where(pos, torch.zeros_like(y), grad * y / b)
+    return grad_x, _per_sample(-grad_x, grad_beta, grad, tokens)
 
 
 _ENV = "SNT_SEARCH_COMPILE"
@@ -138,15 +136,20 @@ def _compilable(t: Tensor) -> bool:
     return t.device.type == "cpu" and min(t.shape) >= 2 and dense(t)
 
 
-def _run(name: str, eager: Callable[..., Any], *args: Tensor) -> Any:
+def _run(name: str, eager: Callable[..., Any], tokens: bool, *args: Tensor) -> Any:
     full = [t for t in args if t.shape == args[0].shape]  # activations, gradients; no params
     if not (compiled_enabled() and args[0].ndim >= 3 and all(map(_compilable, full))):
-        return eager(*args)
-    fn = _compiled.get(name)
+        return eager(*args, tokens)
+    key = f"{name}/{'tokens' if tokens else 'maps'}"
+    fn = _compiled.get(key)
     if fn is None:
         # Inductor imports cpp_extension, which logs a CUDA_HOME warning on CPU-only machines.
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-        fn = _compiled[name] = torch.compile(eager, dynamic=True)
+
+        def layout(*a: Tensor) -> Any:  # the layout is a constant of the compiled code
+            return eager(*a, tokens)
+
+        fn = _compiled[key] = torch.compile(layout, dynamic=True)
     try:
         return fn(*args)
     except Exception as exc:  # noqa: BLE001 - any build failure falls back to the same formulas
@@ -159,36 +162,34 @@ def _run(name: str, eager: Callable[..., Any], *args: Tensor) -> Any:
             RuntimeWarning,
             stacklevel=3,
         )
-        return eager(*args)
+        return eager(*args, tokens)
 
 
-def forward(x: Tensor, gamma: Tensor, beta: Tensor, zeta: Tensor) -> Tensor:
+def forward(x: Tensor, gamma: Tensor, beta: Tensor, zeta: Tensor, tokens: bool) -> Tensor:
     """Eq. 1, fused into one pass on CPU (see the module docstring for shapes)."""
-    out: Tensor = _run("forward", forward_eager, x, gamma, beta, zeta)
+    out: Tensor = _run("forward", forward_eager, tokens, x, gamma, beta, zeta)
     return out
 
 
-def forward_(x: Tensor, gamma: Tensor, beta: Tensor, zeta: Tensor) -> Tensor:
+def forward_(x: Tensor, gamma: Tensor, beta: Tensor, zeta: Tensor, tokens: bool) -> Tensor:
     """Eq. 1 computed in place in ``x`` in one pass on CPU; returns ``x``."""
-    out: Tensor = _run("forward_", forward_eager_, x, gamma, beta, zeta)
+    out: Tensor = _run("forward_", forward_eager_, tokens, x, gamma, beta, zeta)
     return out
 
 
 def backward(
-    grad: Tensor, x: Tensor, gamma: Tensor, beta: Tensor
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """All four gradients of Eq. 1 in one pass on CPU; not differentiable (first order only)."""
-    out: tuple[Tensor, Tensor, Tensor, Tensor] = _run(
-        "backward", backward_eager, grad, x, gamma, beta
-    )
+    grad: Tensor, x: Tensor, gamma: Tensor, beta: Tensor, tokens: bool
+) -> tuple[Tensor, Tensor]:
+    """:func:`backward_eager` in one pass on CPU; first order only (not differentiable)."""
+    out: tuple[Tensor, Tensor] = _run("backward", backward_eager, tokens, grad, x, gamma, beta)
     return out
 
 
 def backward_from_output(
-    grad: Tensor, out: Tensor, beta: Tensor, zeta: Tensor
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    grad: Tensor, out: Tensor, beta: Tensor, zeta: Tensor, tokens: bool
+) -> tuple[Tensor, Tensor]:
     """:func:`backward_from_output_eager` in one pass on CPU; first order only."""
-    res: tuple[Tensor, Tensor, Tensor, Tensor] = _run(
-        "backward_from_output", backward_from_output_eager, grad, out, beta, zeta
+    res: tuple[Tensor, Tensor] = _run(
+        "backward_from_output", backward_from_output_eager, tokens, grad, out, beta, zeta
     )
     return res

@@ -28,11 +28,6 @@ from . import eq1_kernels
 __all__ = ["LBiasPReLU"]
 
 
-def _cast(x: Tensor, *params: Tensor) -> list[Tensor]:
-    """The parameters in ``x``'s dtype (bf16 under autocast); the same tensors when equal."""
-    return [p.to(x.dtype) for p in params]
-
-
 def _same_layout(grad: Tensor, like: Tensor) -> Tensor:
     """``grad`` as is when dense (any dim order), else in ``like``'s memory format."""
     if eq1_kernels.dense(grad):
@@ -47,52 +42,56 @@ def _channels_last(x: Tensor) -> bool:
     )
 
 
-def _param_grads(ctx: Any, *partials: Tensor) -> tuple[Tensor, ...]:
-    """Per-sample partial sums ``[B, C]`` -> gradients shaped and typed like the parameters."""
-    return tuple(g.sum(0).to(ctx.param_dtype).view(ctx.param_shape) for g in partials)
+def _param_grads(partials: Tensor, like: Tensor) -> tuple[Tensor, ...]:
+    """``[3, B, C]`` per-sample sums -> the gradients of gamma, beta, zeta (``[C]`` each)."""
+    sums = partials.sum(1)
+    return tuple((sums if sums.dtype == like.dtype else sums.to(like.dtype)).unbind())
 
 
 class _Eq1(torch.autograd.Function):
-    """Eq. 1 on ``x`` with parameters already viewed to broadcast over its channel dim."""
+    """Eq. 1 on ``x`` with the layer's ``[C]`` parameters; ``tokens``: channels last."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, gamma: Tensor, beta: Tensor, zeta: Tensor) -> Tensor:
-        ctx.param_dtype, ctx.param_shape = gamma.dtype, gamma.shape
-        gamma, beta, zeta = _cast(x, gamma, beta, zeta)
+    def forward(
+        ctx: Any, x: Tensor, gamma: Tensor, beta: Tensor, zeta: Tensor, tokens: bool
+    ) -> Tensor:
         ctx.save_for_backward(x, gamma, beta)
-        return eq1_kernels.forward(x, gamma, beta, zeta)
+        ctx.tokens = tokens
+        return eq1_kernels.forward(x, gamma, beta, zeta, tokens)
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, ...]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, gamma, beta = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: keep the backward differentiable
-            gx, *partials = eq1_kernels.backward_eager(grad, x, gamma, beta)
+            gx, partials = eq1_kernels.backward_eager(grad, x, gamma, beta, ctx.tokens)
         else:
-            gx, *partials = eq1_kernels.backward(_same_layout(grad, x), x, gamma, beta)
-        return (gx, *_param_grads(ctx, *partials))
+            grad = _same_layout(grad, x)
+            gx, partials = eq1_kernels.backward(grad, x, gamma, beta, ctx.tokens)
+        return (gx, *_param_grads(partials, gamma), None)
 
 
 class _Eq1Inplace(torch.autograd.Function):
     """Eq. 1 written into ``x``; saves the output only, so needs ``beta > 0`` everywhere."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, gamma: Tensor, beta: Tensor, zeta: Tensor) -> Tensor:
-        ctx.param_dtype, ctx.param_shape = gamma.dtype, gamma.shape
-        gamma, beta, zeta = _cast(x, gamma, beta, zeta)
-        eq1_kernels.forward_(x, gamma, beta, zeta)
+    def forward(
+        ctx: Any, x: Tensor, gamma: Tensor, beta: Tensor, zeta: Tensor, tokens: bool
+    ) -> Tensor:
+        eq1_kernels.forward_(x, gamma, beta, zeta, tokens)
         ctx.mark_dirty(x)
         ctx.save_for_backward(x, beta, zeta)
+        ctx.tokens = tokens
         return x
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, ...]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         out, beta, zeta = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: keep the backward differentiable
-            gx, *partials = eq1_kernels.backward_from_output_eager(grad, out, beta, zeta)
+            gx, partials = eq1_kernels.backward_from_output_eager(grad, out, beta, zeta, ctx.tokens)
         else:
             grad = _same_layout(grad, out)
-            gx, *partials = eq1_kernels.backward_from_output(grad, out, beta, zeta)
-        return (gx, *_param_grads(ctx, *partials))
+            gx, partials = eq1_kernels.backward_from_output(grad, out, beta, zeta, ctx.tokens)
+        return (gx, *_param_grads(partials, beta), None)
 
 
 class LBiasPReLU(nn.Module):
@@ -139,22 +138,20 @@ class LBiasPReLU(nn.Module):
         tokens = x.ndim <= 2 or self.channel_dim == -1
         if x.shape[-1 if tokens else 1] != c:
             raise ValueError(self._shape_error(x, -1 if tokens else 1))
-        view = (c,) if tokens else (c,) + (1,) * (x.ndim - 2)
-        channels_last = not tokens and _channels_last(x)
+        params = (self.gamma, self.beta, self.zeta)
         if (
             self.inplace
             and x.ndim > 2
             and x.device.type == "cpu"
-            and (x.is_contiguous() or channels_last)
-            and bool((self.beta > 0).all())
+            and eq1_kernels.dense(x)
+            and float(self.beta.detach().min()) > 0
         ):  # on x itself: in place on a view of x would make autograd copy the gradient
-            return _Eq1Inplace.apply(x, *(p.view(view) for p in (self.gamma, self.beta, self.zeta)))
-        if channels_last:  # NHWC feature maps go to the kernels as they are
-            return _Eq1.apply(x, *(p.view(view) for p in (self.gamma, self.beta, self.zeta)))
+            return _Eq1Inplace.apply(x, *params, tokens)
+        if x.ndim > 2 and eq1_kernels.dense(x):  # any dense layout (NHWC, transposed tokens)
+            return _Eq1.apply(x, *params, tokens)
         # otherwise [B, L, C] or [B, C, L]: one layout each for the fused kernels
         flat = x.reshape(1 if x.ndim <= 2 else x.shape[0], -1, c) if tokens else x.flatten(2)
-        params = (p.view(view[:2]) for p in (self.gamma, self.beta, self.zeta))
-        return _Eq1.apply(flat, *params).view(x.shape)
+        return _Eq1.apply(flat, *params, tokens).view(x.shape)
 
     def _shape_error(self, x: torch.Tensor, dim: int) -> str:
         return (
