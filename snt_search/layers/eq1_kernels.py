@@ -40,6 +40,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.fx.experimental import _config as fx_config
 
 __all__ = [
     "backward",
@@ -64,14 +65,14 @@ def _per_sample(grad_gamma: Tensor, grad_beta: Tensor, grad_zeta: Tensor, tokens
     n = grad_zeta.ndim
     dims = tuple(range(1, n - 1)) if tokens else tuple(range(2, n))
     acc = torch.promote_types(grad_zeta.dtype, torch.float32)  # bf16 maps: sum in float32
-    return torch.stack([g.sum(dims, dtype=acc) for g in (grad_gamma, grad_beta, grad_zeta)])
+    sums = [grad_gamma.sum(dims, dtype=acc), grad_beta.sum(dims, dtype=acc)]
+    return torch.stack([*sums, grad_zeta.sum(dims, dtype=acc)])
 
 
 def forward_eager(x: Tensor, gamma: Tensor, beta: Tensor, zeta: Tensor, tokens: bool) -> Tensor:
     """Eq. 1: ``x - gamma + zeta`` where ``x > gamma``, else ``beta * (x - gamma) + zeta``."""
-    g, b, z = (_bcast(p, x, tokens) for p in (gamma, beta, zeta))
-    y = x - g
-    return torch.where(y > 0, y, y * b) + z
+    y = x - _bcast(gamma, x, tokens)
+    return torch.where(y > 0, y, y * _bcast(beta, x, tokens)) + _bcast(zeta, x, tokens)
 
 
 def backward_eager(
@@ -110,6 +111,7 @@ def backward_from_output_eager(
 _ENV = "SNT_SEARCH_COMPILE"
 _compiled: dict[str, Callable[..., Any]] = {}
 _failed: list[str] = []
+_variants: set[tuple[Any, ...]] = set()
 
 
 def compiled_enabled() -> bool:
@@ -140,18 +142,32 @@ def _run(name: str, eager: Callable[..., Any], tokens: bool, *args: Tensor) -> A
     full = [t for t in args if t.shape == args[0].shape]  # activations, gradients; no params
     if not (compiled_enabled() and args[0].ndim >= 3 and all(map(_compilable, full))):
         return eager(*args, tokens)
-    key = f"{name}/{'tokens' if tokens else 'maps'}"
-    fn = _compiled.get(key)
+    fn = _compiled.get(name)
     if fn is None:
         # Inductor imports cpp_extension, which logs a CUDA_HOME warning on CPU-only machines.
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-
-        def layout(*a: Tensor) -> Any:  # the layout is a constant of the compiled code
-            return eager(*a, tokens)
-
-        fn = _compiled[key] = torch.compile(layout, dynamic=True)
+        # One compiled function per eager one (Dynamo caches per code object); the bool
+        # ``tokens`` is a constant it specializes on: two variants each, sizes symbolic.
+        fn = _compiled[name] = torch.compile(eager, dynamic=True)
+    # Dynamo takes nn.Parameter shapes as static (and then the channel count of x with
+    # them); plain tensors sharing the parameters' storage keep every size symbolic.
+    args = tuple(a.detach() if isinstance(a, torch.nn.Parameter) else a for a in args)
     try:
-        return fn(*args)
+        # Compile without duck sizing: equal sizes (batch 64, 64 channels) would otherwise
+        # become one symbol, and each later layer where they differ would compile a variant.
+        # A variant is compiled on the first call with a new dtype, rank, dim order or
+        # view-ness (Dynamo guards on a view's base).
+        key = (
+            name,
+            tokens,
+            *((t.dtype, t._is_view(), *sorted(range(t.ndim), key=t.stride)) for t in full),
+        )
+        if key in _variants:
+            return fn(*args, tokens)
+        with fx_config.patch(use_duck_shape=False):  # type: ignore[attr-defined]
+            out = fn(*args, tokens)
+        _variants.add(key)
+        return out
     except Exception as exc:  # noqa: BLE001 - any build failure falls back to the same formulas
         _failed.append(f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
         warnings.warn(

@@ -168,18 +168,26 @@ def test_a_failed_compile_warns_once_and_computes_the_same(
 
 @pytest.mark.parametrize("inplace", [False, True], ids=["out_of_place", "inplace"])
 def test_bf16_channels_last_matches_float32(inplace: bool) -> None:
-    """Under CPU autocast the layer gets bf16 NHWC maps: same layout out, float32 grads."""
+    """Under CPU autocast the layer gets bf16 NHWC maps: same layout out, float32 grads.
+
+    The reference is float32 on the same (bf16-rounded) input. In place, ``x - gamma`` comes
+    back as ``out - zeta`` rounded to bf16, so an element within bf16 rounding of the kink may
+    take the other slope: at most a few in a thousand, and the sums barely move.
+    """
     torch.manual_seed(0)
     layer = LBiasPReLU(8, channel_dim=1, inplace=inplace)
     with torch.no_grad():
         layer.gamma.normal_(0, 0.3)
         layer.zeta.normal_()
-    x = torch.randn(4, 8, 6, 6).contiguous(memory_format=torch.channels_last)
-    g = torch.randn(4, 8, 6, 6)
-    want = _grads(layer, x, g)
-    got = _grads(layer, x.bfloat16(), g.bfloat16())
+    x = torch.randn(4, 8, 6, 6).bfloat16().contiguous(memory_format=torch.channels_last)
+    g = torch.randn(4, 8, 6, 6).bfloat16()
+    want = _grads(layer, x.float(), g.float())
+    got = _grads(layer, x, g)
     assert got[0].dtype == torch.bfloat16
     assert got[0].is_contiguous(memory_format=torch.channels_last)
     assert all(t.dtype == torch.float32 for t in got[2:])
-    for a, b in zip(got, want, strict=True):
-        torch.testing.assert_close(a.float(), b, rtol=2e-2, atol=0.15)
+    torch.testing.assert_close(got[0].float(), want[0], rtol=1e-2, atol=1e-2)
+    slope_flips = (got[1].float() - want[1]).abs() > 0.05
+    assert int(slope_flips.sum()) <= 0.005 * x.numel() + 1
+    for a, b in zip(got[2:], want[2:], strict=True):
+        torch.testing.assert_close(a, b, rtol=2e-2, atol=0.5)
