@@ -120,7 +120,6 @@ def main() -> None:
     # The tensor loop twice: as train() runs it (precision and memory format "auto": bf16
     # autocast where the CPU has native bf16, channels_last for conv nets) and in fp32 NCHW
     # like the DataLoader loop, which separates the input pipeline's share from the rest.
-    amp = autocast_dtype("auto", "cpu")  # per model below: fp32 for depthwise convs on CPU
     results: dict[str, list[tuple[float, float, int]]] = {
         "tensor loop": [],
         "tensor, fp32": [],
@@ -163,7 +162,7 @@ def main() -> None:
 
     print(
         f"backbone {args.backbone}, batch {args.batch_size}, {args.steps} steps x {args.rounds} rounds, torch threads {torch.get_num_threads()}, "
-        f"tensor loop: autocast {amp}, channels_last for conv nets"
+        f"tensor loop: autocast {autocast_dtype('auto', 'cpu', model)}, channels_last for conv nets"
     )
     rates = {}
     for name, runs in results.items():
