@@ -40,7 +40,10 @@ def test_worker_exit_says_what_happened() -> None:
 def test_ctrl_c_stops_cleanly_and_the_same_command_resumes_the_trial(
     tiny_space: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    tiny_space.write_text(tiny_space.read_text().replace("epochs = 1", "epochs = 4"))
+    # Epochs long enough (1024 images) that a checkpoint outlives the watcher's 20 ms poll:
+    # with the fused, bf16 training loop the 96-image epochs took milliseconds.
+    text = tiny_space.read_text().replace("epochs = 1", "epochs = 4")
+    tiny_space.write_text(text.replace('train_size" = 96', 'train_size" = 1024'))
     command = ["study", "--space", str(tiny_space), "--trials", "2", "--json"]
     checkpoints = workdir / "runs" / "tiny" / "checkpoints"
 
