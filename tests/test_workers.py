@@ -7,11 +7,14 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
+from snt_search import training
+from snt_search.checkpoint import save_checkpoint
 from snt_search.cli import main
 from snt_search.workers import WorkerExit, split, threads_per_worker
 
@@ -38,23 +41,38 @@ def test_worker_exit_says_what_happened() -> None:
 
 
 def test_ctrl_c_stops_cleanly_and_the_same_command_resumes_the_trial(
-    tiny_space: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
+    tiny_space: Path,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Epochs long enough (1024 images) that a checkpoint outlives the watcher's 20 ms poll:
-    # with the fused, bf16 training loop the 96-image epochs took milliseconds.
-    text = tiny_space.read_text().replace("epochs = 1", "epochs = 4")
-    tiny_space.write_text(text.replace('train_size" = 96', 'train_size" = 1024'))
+    tiny_space.write_text(tiny_space.read_text().replace("epochs = 1", "epochs = 4"))
     command = ["study", "--space", str(tiny_space), "--trials", "2", "--json"]
     checkpoints = workdir / "runs" / "tiny" / "checkpoints"
 
+    def lingering_save(*args: Any, **kwargs: Any) -> None:
+        """Each epoch's checkpoint stays the newest for a while (these epochs take ms)."""
+        save_checkpoint(*args, **kwargs)
+        time.sleep(0.5)
+
+    monkeypatch.setattr(training, "save_checkpoint", lingering_save)
+    fired: list[float] = []
+
+    done = threading.Event()
+
     def interrupt_after_first_checkpoint() -> None:
-        deadline = time.monotonic() + 120
-        while not list(checkpoints.glob("*.safetensors")) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        while not list(checkpoints.glob("*.safetensors")):
+            if done.wait(0.02):
+                return  # the study ended first: never signal a later test
+        fired.append(time.monotonic())
         os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C in the terminal does
 
     threading.Thread(target=interrupt_after_first_checkpoint, daemon=True).start()
-    assert main(command) == 130
+    try:
+        code = main(command)
+    finally:
+        done.set()
+    assert code == 130, f"exit {code}; the Ctrl-C watcher {'fired' if fired else 'never fired'}"
     assert "run the same command again to resume" in capsys.readouterr().err
     study = optuna.load_study(study_name="tiny", storage="sqlite:///snt-search.db")
     first, queued = study.trials
