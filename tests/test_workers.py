@@ -67,11 +67,14 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes_the_trial(
         fired.append(time.monotonic())
         os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C in the terminal does
 
+    # Python's own Ctrl-C handler, whatever earlier code in this process left installed.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=interrupt_after_first_checkpoint, daemon=True).start()
     try:
         code = main(command)
     finally:
         done.set()
+        signal.signal(signal.SIGINT, previous)
     assert code == 130, f"exit {code}; the Ctrl-C watcher {'fired' if fired else 'never fired'}"
     assert "run the same command again to resume" in capsys.readouterr().err
     study = optuna.load_study(study_name="tiny", storage="sqlite:///snt-search.db")
