@@ -99,11 +99,11 @@ def _remove(folder: Path) -> None:
         time.sleep(1)
 
 
-def slow_space(epochs: int = 12) -> str:
+def slow_space(epochs: int = 12, train_size: int = 512) -> str:
     """TINY_SPACE with enough data and epochs that a trial spans several seconds."""
     extra = textwrap.dedent(
         f"""\
-        "dataset.synthetic.train_size" = 512
+        "dataset.synthetic.train_size" = {train_size}
         "train.epochs" = {epochs}
         """
     )
