@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -105,3 +106,12 @@ def tiny_space(workdir: Path) -> Path:
     path = workdir / "tiny.toml"
     path.write_text(TINY_SPACE)
     return path
+
+
+def missing_service(reason: str) -> None:
+    """Skip a test whose service (PostgreSQL, network namespaces for Ray) is not here, or fail
+    it where it must be: ``.ci/run`` sets ``SNT_SEARCH_REQUIRE_SERVICES=1``, so CI never
+    passes with those tests silently skipped."""
+    if os.environ.get("SNT_SEARCH_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{reason}; SNT_SEARCH_REQUIRE_SERVICES=1 requires it")
+    pytest.skip(reason)

@@ -22,6 +22,7 @@ from typing import Any
 
 import optuna
 import pytest
+from conftest import missing_service
 from optuna.trial import TrialState
 
 from snt_search.driver import StudyOptions, StudyOutcome, run_study
@@ -46,7 +47,7 @@ def _pg_admin() -> Any:
             continue
         conn.autocommit = True
         return conn, user
-    pytest.skip("no PostgreSQL server on 127.0.0.1:5432 (CI starts one: see .ci/run)")
+    missing_service("no PostgreSQL server on 127.0.0.1:5432 (CI starts one: see .ci/run)")
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "journal"])

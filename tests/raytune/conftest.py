@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TINY_SPACE
+from conftest import TINY_SPACE, missing_service
 
 SCRIPT = Path(__file__).with_name("sandbox_study.py")
 UNSHARE = ["unshare", "--net", "--pid", "--fork", "--mount-proc", "--kill-child"]
@@ -50,7 +50,7 @@ def _sandbox_works() -> str | None:
 def sandbox_ok() -> None:
     reason = _sandbox_works()
     if reason:
-        pytest.skip(f"Ray tests run in a loopback-only network namespace, which {reason}")
+        missing_service(f"Ray tests run in a loopback-only network namespace, which {reason}")
 
 
 class Sandbox:
