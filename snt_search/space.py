@@ -147,6 +147,8 @@ class Space:
                     raise SpaceError(
                         f"{self.path}: [params] {key!r} takes {expected.__name__} values, got {v!r}"
                     )
+                if dim.choices or dim.fixed:  # not range bounds: those are only limits
+                    _check_train_value(key, v, self.path)
         return self
 
 
@@ -343,6 +345,17 @@ def _param_type(key: str, space: Space, registry: Registry) -> type:
             f"{space.path}: [params] {key!r}: {kind} {name!r} has no parameter {param!r}; it accepts: {known}"
         )
     return type(defaults[param])
+
+
+def _check_train_value(key: str, value: Any, path: Path) -> None:
+    """The value passes ``TrainConfig``'s own checks (e.g. ``train.precision`` choices)."""
+    field = key.split(".", 1)[1] if key.startswith("train.") else None
+    if field is None:
+        return
+    try:
+        TrainConfig(**{field: value})
+    except ValueError as exc:
+        raise SpaceError(f"{path}: [params] {key!r}: {exc}") from None
 
 
 def _fits(value: Any, expected: type) -> bool:

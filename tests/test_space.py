@@ -187,3 +187,16 @@ def test_overrides_fix_plugins_and_params(tmp_path: Path) -> None:
     assert changed.plugins["dataset"] == ("digits",)
     assert changed.params["train.lr"].fixed and changed.params["train.lr"].value == 0.01
     assert changed.fingerprint != space.fingerprint
+
+
+def test_a_bad_train_choice_is_refused_when_the_space_is_checked(tmp_path: Path) -> None:
+    """Not a traceback in every trial: the file, the key, the allowed values."""
+    bad = TINY_SPACE.replace(
+        "[sharpness]", '"train.precision" = { choices = ["bf16", "fp16"] }\n\n[sharpness]'
+    )
+    with pytest.raises(
+        SpaceError, match=r"'train.precision': .* one of \('auto', 'bf16', 'fp32'\), got 'fp16'"
+    ):
+        load_space(write(tmp_path, bad)).check(get_registry())
+    good = bad.replace('"fp16"', '"fp32"')
+    assert load_space(write(tmp_path, good)).check(get_registry())
