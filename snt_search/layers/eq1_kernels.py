@@ -109,9 +109,9 @@ def backward_from_output_eager(
 
 
 _ENV = "SNT_SEARCH_COMPILE"
-_compiled: dict[str, Callable[..., Any]] = {}
+# name -> (compiled function, the variants it has compiled: see ``_run``)
+_compiled: dict[str, tuple[Callable[..., Any], set[tuple[Any, ...]]]] = {}
 _failed: list[str] = []
-_variants: set[tuple[Any, ...]] = set()
 
 
 def compiled_enabled() -> bool:
@@ -142,32 +142,29 @@ def _run(name: str, eager: Callable[..., Any], tokens: bool, *args: Tensor) -> A
     full = [t for t in args if t.shape == args[0].shape]  # activations, gradients; no params
     if not (compiled_enabled() and args[0].ndim >= 3 and all(map(_compilable, full))):
         return eager(*args, tokens)
-    fn = _compiled.get(name)
-    if fn is None:
+    if name not in _compiled:
         # Inductor imports cpp_extension, which logs a CUDA_HOME warning on CPU-only machines.
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         # One compiled function per eager one (Dynamo caches per code object); the bool
         # ``tokens`` is a constant it specializes on: two variants each, sizes symbolic.
-        fn = _compiled[name] = torch.compile(eager, dynamic=True)
+        _compiled[name] = (torch.compile(eager, dynamic=True), set())
+    fn, variants = _compiled[name]
     # Dynamo takes nn.Parameter shapes as static (and then the channel count of x with
     # them); plain tensors sharing the parameters' storage keep every size symbolic.
     args = tuple(a.detach() if isinstance(a, torch.nn.Parameter) else a for a in args)
+    # A variant is compiled on the first call with a new dtype, rank, dim order or view-ness
+    # (Dynamo guards on a view's base); only that call can fail to build.
+    key = (
+        tokens,
+        *((t.dtype, t._is_view(), *sorted(range(t.ndim), key=t.stride)) for t in full),
+    )
+    if key in variants:
+        return fn(*args, tokens)
     try:
         # Compile without duck sizing: equal sizes (batch 64, 64 channels) would otherwise
         # become one symbol, and each later layer where they differ would compile a variant.
-        # A variant is compiled on the first call with a new dtype, rank, dim order or
-        # view-ness (Dynamo guards on a view's base).
-        key = (
-            name,
-            tokens,
-            *((t.dtype, t._is_view(), *sorted(range(t.ndim), key=t.stride)) for t in full),
-        )
-        if key in _variants:
-            return fn(*args, tokens)
         with fx_config.patch(use_duck_shape=False):  # type: ignore[attr-defined]
             out = fn(*args, tokens)
-        _variants.add(key)
-        return out
     except Exception as exc:  # noqa: BLE001 - any build failure falls back to the same formulas
         _failed.append(f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
         warnings.warn(
@@ -179,6 +176,8 @@ def _run(name: str, eager: Callable[..., Any], tokens: bool, *args: Tensor) -> A
             stacklevel=3,
         )
         return eager(*args, tokens)
+    variants.add(key)
+    return out
 
 
 def forward(x: Tensor, gamma: Tensor, beta: Tensor, zeta: Tensor, tokens: bool) -> Tensor:

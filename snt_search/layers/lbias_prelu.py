@@ -32,14 +32,8 @@ def _same_layout(grad: Tensor, like: Tensor) -> Tensor:
     """``grad`` as is when dense (any dim order), else in ``like``'s memory format."""
     if eq1_kernels.dense(grad):
         return grad
-    fmt = torch.channels_last if _channels_last(like) else torch.contiguous_format
-    return grad.contiguous(memory_format=fmt)
-
-
-def _channels_last(x: Tensor) -> bool:
-    return (
-        x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-    )
+    nhwc = like.ndim == 4 and like.is_contiguous(memory_format=torch.channels_last)
+    return grad.contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
 
 
 def _param_grads(partials: Tensor, like: Tensor) -> tuple[Tensor, ...]:
