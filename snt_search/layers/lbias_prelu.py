@@ -10,7 +10,7 @@ which is ``prelu(x - gamma, beta) + zeta``. It has the form of ReActNet's RPReLU
 binarization work [45] the paper borrows it from. At initialisation (``gamma = zeta = 0``,
 ``beta = 0.25``) it is exactly ``nn.PReLU(init=0.25)``.
 
-The forward pass and the first-order backward pass run as fused kernels on CPU
+The forward pass and the first-order backward pass run as one-pass kernels on CPU
 (:mod:`snt_search.layers.eq1_kernels`); when autograd builds a graph of the backward pass
 (``create_graph=True``, as the lambda_max estimate's Hessian-vector products do) the
 backward pass is computed with differentiable ops instead, so second derivatives are exact.
@@ -28,17 +28,8 @@ from . import eq1_kernels
 __all__ = ["LBiasPReLU"]
 
 
-def _same_layout(grad: Tensor, like: Tensor) -> Tensor:
-    """``grad`` as is when dense (any dim order), else in ``like``'s memory format."""
-    if eq1_kernels.dense(grad):
-        return grad
-    nhwc = like.ndim == 4 and like.is_contiguous(memory_format=torch.channels_last)
-    return grad.contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
-
-
-def _param_grads(partials: Tensor, like: Tensor) -> tuple[Tensor, ...]:
-    """``[3, B, C]`` per-sample sums -> the gradients of gamma, beta, zeta (``[C]`` each)."""
-    sums = partials.sum(1)
+def _param_grads(sums: Tensor, like: Tensor) -> tuple[Tensor, ...]:
+    """``[3, C]`` sums -> the gradients of gamma, beta, zeta in the parameters' dtype."""
     return tuple((sums if sums.dtype == like.dtype else sums.to(like.dtype)).unbind())
 
 
@@ -57,11 +48,10 @@ class _Eq1(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, gamma, beta = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: keep the backward differentiable
-            gx, partials = eq1_kernels.backward_eager(grad, x, gamma, beta, ctx.tokens)
+            gx, sums = eq1_kernels.backward_eager(grad, x, gamma, beta, ctx.tokens)
         else:
-            grad = _same_layout(grad, x)
-            gx, partials = eq1_kernels.backward(grad, x, gamma, beta, ctx.tokens)
-        return (gx, *_param_grads(partials, gamma), None)
+            gx, sums = eq1_kernels.backward(grad, x, gamma, beta, ctx.tokens)
+        return (gx, *_param_grads(sums, gamma), None)
 
 
 class _Eq1Inplace(torch.autograd.Function):
@@ -81,11 +71,10 @@ class _Eq1Inplace(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         out, beta, zeta = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: keep the backward differentiable
-            gx, partials = eq1_kernels.backward_from_output_eager(grad, out, beta, zeta, ctx.tokens)
+            gx, sums = eq1_kernels.backward_from_output_eager(grad, out, beta, zeta, ctx.tokens)
         else:
-            grad = _same_layout(grad, out)
-            gx, partials = eq1_kernels.backward_from_output(grad, out, beta, zeta, ctx.tokens)
-        return (gx, *_param_grads(partials, beta), None)
+            gx, sums = eq1_kernels.backward_from_output(grad, out, beta, zeta, ctx.tokens)
+        return (gx, *_param_grads(sums, beta), None)
 
 
 class LBiasPReLU(nn.Module):

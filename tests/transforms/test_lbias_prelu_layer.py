@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -142,21 +143,17 @@ def test_inplace_writes_into_its_input_and_falls_back_for_non_positive_slopes() 
     torch.testing.assert_close(x.grad, torch.tensor([[[[1.0, 0.1]], [[-2.0, 1.0]]]]))
 
 
-def test_a_failed_compile_warns_once_and_computes_the_same(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("cxx", ["/nonexistent/g++", "false"], ids=["no_compiler", "fails"])
+def test_a_failed_build_warns_once_and_computes_the_same(
+    cxx: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    def broken(*_: object, **__: object) -> object:
-        def fail(*_: object) -> None:
-            raise RuntimeError("no C++ compiler found")
-
-        return fail
-
-    monkeypatch.setattr(eq1_kernels, "_compiled", {})
+    monkeypatch.setattr(eq1_kernels, "_lib", [])
     monkeypatch.setattr(eq1_kernels, "_failed", [])
-    monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.setenv("CXX", cxx)
+    monkeypatch.setenv("SNT_SEARCH_CACHE_DIR", str(tmp_path))  # nothing built there yet
     layer = LBiasPReLU(3, channel_dim=1)
     x = torch.randn(2, 3, 4, 4)
-    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler found.*SNT_SEARCH_COMPILE=0"):
+    with pytest.warns(RuntimeWarning, match="could not build.*SNT_SEARCH_COMPILE=0"):
         out = layer(x)
     torch.testing.assert_close(out, nn.PReLU(3, init=0.25)(x))
     assert not eq1_kernels.compiled_enabled()
@@ -164,6 +161,69 @@ def test_a_failed_compile_warns_once_and_computes_the_same(
         warnings.simplefilter("always")
         layer(x).sum().backward()
     assert not later
+    assert not list(tmp_path.iterdir())  # no half-written library left behind
+
+
+def test_the_library_is_built_once_into_the_cache_and_reused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SNT_SEARCH_CACHE_DIR", str(tmp_path))
+    eq1_kernels._build()
+    (built,) = tmp_path.glob("eq1-*.so")
+    stamp = built.stat().st_mtime_ns
+    eq1_kernels._build()
+    assert [p.name for p in tmp_path.iterdir()] == [built.name]
+    assert built.stat().st_mtime_ns == stamp
+
+
+def _no_eager(*_: object) -> None:
+    raise AssertionError("took the eager formulas")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["f32", "bf16"])
+@pytest.mark.parametrize(
+    "layout", ["nchw", "nhwc", "tokens", "tokens_transposed", "nhwc_grad_nchw"]
+)
+def test_native_kernels_match_the_eager_formulas(
+    layout: str, dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every layout the native path takes, with more channels than one block (64) and a tail,
+    against the eager formulas on the same input; the eager path is not taken at all."""
+    torch.manual_seed(0)
+    c = 70
+    tokens = layout.startswith("tokens")
+    if layout == "tokens":
+        x = torch.randn(3, 5, c)
+    elif layout == "tokens_transposed":
+        x = torch.randn(3, c, 5).transpose(1, 2)  # [B, N, C] stored as [B][C][N]
+    else:
+        x = torch.randn(3, c, 4, 5)
+        if layout != "nchw":
+            x = x.contiguous(memory_format=torch.channels_last)
+    x = x.to(dtype)
+    g = torch.randn(x.shape).to(dtype)
+    if layout == "nhwc":
+        g = g.contiguous(memory_format=torch.channels_last)
+    gamma, zeta = torch.randn(c) * 0.3, torch.randn(c)
+    beta = torch.rand(c) + 0.1
+    want_out = eq1_kernels.forward_eager(x.float(), gamma, beta, zeta, tokens)
+    want_gx, want_sums = eq1_kernels.backward_eager(g.float(), x.float(), gamma, beta, tokens)
+    monkeypatch.setattr(eq1_kernels, "forward_eager", _no_eager)
+    monkeypatch.setattr(eq1_kernels, "backward_eager", _no_eager)
+    out = eq1_kernels.forward(x, gamma, beta, zeta, tokens)
+    gx, sums = eq1_kernels.backward(g, x, gamma, beta, tokens)
+    assert out.stride() == x.stride() and gx.stride() == x.stride()
+    tol = {"rtol": 1e-2, "atol": 2e-2} if dtype == torch.bfloat16 else {}
+    torch.testing.assert_close(out.float(), want_out, **tol)
+    torch.testing.assert_close(gx.float(), want_gx, **tol)
+    torch.testing.assert_close(sums, want_sums, rtol=1e-4, atol=1e-4)
+    inplace = x.clone()
+    assert eq1_kernels.forward_(inplace, gamma, beta, zeta, tokens) is inplace
+    torch.testing.assert_close(inplace, out)
+    gx_out, sums_out = eq1_kernels.backward_from_output(g, out, beta, zeta, tokens)
+    torch.testing.assert_close(gx_out.float(), want_gx, **tol)
+    if dtype == torch.float32:  # bf16: out - zeta rounds, so a few elements change side
+        torch.testing.assert_close(sums_out, want_sums, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("inplace", [False, True], ids=["out_of_place", "inplace"])
