@@ -14,11 +14,16 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
+
+#if defined(__AVX512BF16__) && defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace {
 
-constexpr int64_t kBlock = 64;
+constexpr int64_t kChunk = 256;  // values per float32 scratch chunk
 
 inline float load(float v) { return v; }
 
@@ -38,34 +43,135 @@ inline void store(uint16_t* p, float v) {  // round to nearest even, NaN stays a
   *p = static_cast<uint16_t>(v != v ? 0x7FC0u : rounded);
 }
 
+// Results are computed in float32 into a chunk of at most kChunk values: straight into the
+// destination for float32, into a buffer for bfloat16, which flush() then rounds in one go
+// (with AVX512-BF16's vcvtneps2bf16 where the CPU has it: the rounding was a third of the time).
+template <typename T>
+inline float* chunk(T* dst, float* buf) {
+  if constexpr (std::is_same_v<T, float>) {
+    return dst;
+  } else {
+    return buf;
+  }
+}
+
+template <typename T>
+inline void flush(T* dst, const float* buf, int64_t n) {
+  if constexpr (!std::is_same_v<T, float>) {
+    int64_t i = 0;
+#if defined(__AVX512BF16__) && defined(__AVX512F__)
+    for (; i + 16 <= n; i += 16) {
+      const __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(buf + i));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), reinterpret_cast<const __m256i&>(h));
+    }
+#endif
+#pragma omp simd
+    for (int64_t j = i; j < n; ++j) store(dst + j, buf[j]);
+  }
+}
+
+// One chunk of n <= kChunk values of the forward pass, parameters per value (g, b, z: length n).
+template <typename T>
+inline void forward_chunk(const T* x, T* out, const float* g, const float* b, const float* z,
+                          int64_t n) {
+  float buf[kChunk];
+  float* o = chunk(out, buf);
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    const float y = load(x[j]) - g[j];
+    o[j] = (y > 0.f ? y : y * b[j]) + z[j];
+  }
+  flush(out, buf, n);
+}
+
+// One chunk of the backward pass: writes grad_x and adds to the three sums per value.
+template <typename T>
+inline void backward_chunk(const T* grad, const T* src, T* grad_x, const float* shift,
+                           const float* beta, int64_t n, float* pos_g, float* all_g,
+                           float* neg_gy) {
+  float buf[kChunk];
+  float* gx = chunk(grad_x, buf);
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    const float g = load(grad[j]);
+    const float y = load(src[j]) - shift[j];
+    const bool pos = y > 0.f;
+    gx[j] = pos ? g : g * beta[j];
+    pos_g[j] += pos ? g : 0.f;
+    all_g[j] += g;
+    neg_gy[j] += pos ? 0.f : g * y;
+  }
+  flush(grad_x, buf, n);
+}
+
+// The same for one channel's values (channels-first rows): scalar parameters, sums in registers.
+template <typename T>
+inline void forward_chunk(const T* x, T* out, float g, float b, float z, int64_t n) {
+  float buf[kChunk];
+  float* o = chunk(out, buf);
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    const float y = load(x[j]) - g;
+    o[j] = (y > 0.f ? y : y * b) + z;
+  }
+  flush(out, buf, n);
+}
+
+template <typename T>
+inline void backward_chunk(const T* grad, const T* src, T* grad_x, float shift, float beta,
+                           int64_t n, float& pos_g, float& all_g, float& neg_gy) {
+  float buf[kChunk];
+  float* gx = chunk(grad_x, buf);
+  float p = 0.f, a = 0.f, ng = 0.f;
+#pragma omp simd reduction(+ : p, a, ng)
+  for (int64_t j = 0; j < n; ++j) {
+    const float g = load(grad[j]);
+    const float y = load(src[j]) - shift;
+    const bool pos = y > 0.f;
+    gx[j] = pos ? g : g * beta;
+    p += pos ? g : 0.f;
+    a += g;
+    ng += pos ? 0.f : g * y;
+  }
+  flush(grad_x, buf, n);
+  pos_g += p, all_g += a, neg_gy += ng;
+}
+
+// Channels-last rows shorter than a chunk are processed k = kChunk / C rows at a time, with the
+// parameters tiled k times, so the loops run over kChunk values instead of C.
+std::vector<float> tile(const float* p, int64_t C, int64_t L) {
+  std::vector<float> t(L);
+  for (int64_t j = 0; j < L; ++j) t[j] = p[j % C];
+  return t;
+}
+
 // out may alias x (the in-place variant).
 template <typename T>
 void forward(const T* x, T* out, const float* gamma, const float* beta, const float* zeta,
              int64_t B, int64_t M, int64_t C, bool channels_last, int threads) {
-  if (channels_last) {
-    const int64_t rows = B * M;
+  if (channels_last && C < kChunk) {
+    const int64_t L = (kChunk / C) * C, total = B * M * C;
+    const std::vector<float> g = tile(gamma, C, L), b = tile(beta, C, L), z = tile(zeta, C, L);
 #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* xr = x + r * C;
-      T* o = out + r * C;
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) {
-        const float y = load(xr[c]) - gamma[c];
-        store(o + c, (y > 0.f ? y : y * beta[c]) + zeta[c]);
+    for (int64_t off = 0; off < total; off += L) {
+      const int64_t n = total - off < L ? total - off : L;
+      forward_chunk(x + off, out + off, g.data(), b.data(), z.data(), n);
+    }
+  } else if (channels_last) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t r = 0; r < B * M; ++r) {
+      for (int64_t c0 = 0; c0 < C; c0 += kChunk) {
+        const int64_t n = C - c0 < kChunk ? C - c0 : kChunk, off = r * C + c0;
+        forward_chunk(x + off, out + off, gamma + c0, beta + c0, zeta + c0, n);
       }
     }
   } else {
-    const int64_t rows = B * C;
 #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t r = 0; r < B * C; ++r) {
       const int64_t c = r % C;
-      const float g = gamma[c], b = beta[c], z = zeta[c];
-      const T* xr = x + r * M;
-      T* o = out + r * M;
-#pragma omp simd
-      for (int64_t m = 0; m < M; ++m) {
-        const float y = load(xr[m]) - g;
-        store(o + m, (y > 0.f ? y : y * b) + z);
+      for (int64_t m0 = 0; m0 < M; m0 += kChunk) {
+        const int64_t n = M - m0 < kChunk ? M - m0 : kChunk, off = r * M + m0;
+        forward_chunk(x + off, out + off, gamma[c], beta[c], zeta[c], n);
       }
     }
   }
@@ -78,61 +184,50 @@ template <typename T>
 void backward(const T* grad, const T* src, T* grad_x, float* out, const float* shift,
               const float* beta, int64_t B, int64_t M, int64_t C, bool channels_last,
               bool from_output, int threads) {
-  std::vector<float> part(3 * B * C);  // [B][3][C]: sum(grad, pos), sum(grad), sum(grad*y, neg)
-  if (channels_last) {
-    // Blocks of kBlock channels, so that their three sums stay in registers over the m loop.
-    const int64_t blocks = (C + kBlock - 1) / kBlock;
+  // [B][3][C]: sum(grad where y > 0), sum(grad), sum(grad * y where y <= 0)
+  std::vector<float> part(3 * B * C, 0.f);
+  if (channels_last && C < kChunk) {
+    const int64_t k = kChunk / C, L = k * C;
+    const std::vector<float> sh = tile(shift, C, L), be = tile(beta, C, L);
 #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t r = 0; r < B * blocks; ++r) {
-      const int64_t b = r / blocks, c0 = (r % blocks) * kBlock;
-      const int64_t n = C - c0 < kBlock ? C - c0 : kBlock;
-      float pos_g[kBlock] = {}, all_g[kBlock] = {}, neg_gy[kBlock] = {};
+    for (int64_t b = 0; b < B; ++b) {
+      float acc[3][kChunk] = {};
+      for (int64_t m0 = 0; m0 < M; m0 += k) {
+        const int64_t n = (M - m0 < k ? M - m0 : k) * C, off = (b * M + m0) * C;
+        backward_chunk(grad + off, src + off, grad_x + off, sh.data(), be.data(), n, acc[0],
+                       acc[1], acc[2]);
+      }
+      float* p = part.data() + 3 * b * C;
+      for (int64_t i = 0; i < 3; ++i)
+        for (int64_t r = 0; r < k; ++r)
+          for (int64_t c = 0; c < C; ++c) p[i * C + c] += acc[i][r * C + c];
+    }
+  } else if (channels_last) {  // tasks of kChunk channels of one sample
+    const int64_t blocks = (C + kChunk - 1) / kChunk;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t t = 0; t < B * blocks; ++t) {
+      const int64_t b = t / blocks, c0 = (t % blocks) * kChunk;
+      const int64_t n = C - c0 < kChunk ? C - c0 : kChunk;
+      float acc[3][kChunk] = {};
       for (int64_t m = 0; m < M; ++m) {
         const int64_t off = (b * M + m) * C + c0;
-        const T* gr = grad + off;
-        const T* s = src + off;
-        T* gx = grad_x + off;
-#pragma omp simd
-        for (int64_t c = 0; c < n; ++c) {
-          const float g = load(gr[c]);
-          const float y = load(s[c]) - shift[c0 + c];
-          const bool pos = y > 0.f;
-          store(gx + c, pos ? g : g * beta[c0 + c]);
-          pos_g[c] += pos ? g : 0.f;
-          all_g[c] += g;
-          neg_gy[c] += pos ? 0.f : g * y;
-        }
+        backward_chunk(grad + off, src + off, grad_x + off, shift + c0, beta + c0, n, acc[0],
+                       acc[1], acc[2]);
       }
       float* p = part.data() + 3 * b * C + c0;
-      for (int64_t c = 0; c < n; ++c) {
-        p[c] = pos_g[c];
-        p[C + c] = all_g[c];
-        p[2 * C + c] = neg_gy[c];
-      }
+      for (int64_t i = 0; i < 3; ++i)
+        for (int64_t j = 0; j < n; ++j) p[i * C + j] = acc[i][j];
     }
   } else {
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t r = 0; r < B * C; ++r) {
       const int64_t b = r / C, c = r % C;
-      const float sh = shift[c], bc = beta[c];
-      const T* gr = grad + r * M;
-      const T* s = src + r * M;
-      T* gx = grad_x + r * M;
-      float pos_g = 0.f, all_g = 0.f, neg_gy = 0.f;
-#pragma omp simd reduction(+ : pos_g, all_g, neg_gy)
-      for (int64_t m = 0; m < M; ++m) {
-        const float g = load(gr[m]);
-        const float y = load(s[m]) - sh;
-        const bool pos = y > 0.f;
-        store(gx + m, pos ? g : g * bc);
-        pos_g += pos ? g : 0.f;
-        all_g += g;
-        neg_gy += pos ? 0.f : g * y;
-      }
       float* p = part.data() + 3 * b * C;
-      p[c] = pos_g;
-      p[C + c] = all_g;
-      p[2 * C + c] = neg_gy;
+      for (int64_t m0 = 0; m0 < M; m0 += kChunk) {
+        const int64_t n = M - m0 < kChunk ? M - m0 : kChunk, off = r * M + m0;
+        backward_chunk(grad + off, src + off, grad_x + off, shift[c], beta[c], n, p[c],
+                       p[C + c], p[2 * C + c]);
+      }
     }
   }
   for (int64_t c = 0; c < 3 * C; ++c) out[c] = 0.f;
@@ -140,9 +235,9 @@ void backward(const T* grad, const T* src, T* grad_x, float* out, const float* s
     const float* p = part.data() + 3 * b * C;
     for (int64_t c = 0; c < C; ++c) {
       const float bc = beta[c];
-      out[c] -= p[c] + bc * (p[C + c] - p[c]);              // d/dgamma = -grad_x
+      out[c] -= p[c] + bc * (p[C + c] - p[c]);                       // d/dgamma = -grad_x
       out[C + c] += from_output ? p[2 * C + c] / bc : p[2 * C + c];  // d/dbeta
-      out[2 * C + c] += p[C + c];                           // d/dzeta = grad
+      out[2 * C + c] += p[C + c];                                    // d/dzeta = grad
     }
   }
 }

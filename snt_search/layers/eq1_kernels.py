@@ -230,12 +230,14 @@ def _layout(t: Tensor, tokens: bool) -> tuple[int, int, int, bool] | None:
     """``(B, M, C, channels_last)`` when ``t`` is ``[B][M][C]`` or ``[B][C][M]`` in memory."""
     if t.device.type != "cpu" or t.dtype not in _SUFFIX or t.ndim < 2 or t.numel() == 0:
         return None
-    if not dense(t):
-        return None
     cdim = t.ndim - 1 if tokens else 1
     b, c = t.shape[0], t.shape[cdim]
     m = t.numel() // (b * c)
-    if b > 1 and t.stride(0) != m * c:
+    if t.is_contiguous():  # the common cases first: no stride inspection in Python
+        return b, m, c, tokens or m == 1
+    if not tokens and t.ndim == 4 and t.is_contiguous(memory_format=torch.channels_last):
+        return b, m, c, True
+    if not dense(t) or (b > 1 and t.stride(0) != m * c):
         return None
     if m == 1 or (c > 1 and t.stride(cdim) == 1):
         return b, m, c, True
@@ -245,7 +247,8 @@ def _layout(t: Tensor, tokens: bool) -> tuple[int, int, int, bool] | None:
 
 
 def _f32(p: Tensor) -> Tensor:
-    return p.detach().to(torch.float32).contiguous()
+    """A ``[C]`` parameter as float32 contiguous memory (itself when it already is)."""
+    return p if p.dtype == torch.float32 and p.is_contiguous() else p.detach().float().contiguous()
 
 
 def _ready(t: Tensor, tokens: bool) -> tuple[ctypes.CDLL, tuple[int, int, int, bool]] | None:
