@@ -117,6 +117,8 @@ def backward_from_output_eager(
 def dense(t: Tensor) -> bool:
     """Whether ``t`` fills its memory without gaps in some dim order (contiguous, NHWC, a
     transpose of either, ...): the layouts a fused loop can stream through."""
+    if t.is_contiguous() or (t.ndim == 4 and t.is_contiguous(memory_format=torch.channels_last)):
+        return True
     expected = 1
     for d in sorted(range(t.ndim), key=t.stride):
         if t.size(d) != 1 and t.stride(d) != expected:
