@@ -16,6 +16,7 @@ images; only the input pipeline differs. Printed side by side from one run:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from snt_search.data import TensorLoader
-from snt_search.precision import autocast_dtype, use_channels_last
+from snt_search.precision import autocast_dtype, depthwise_fp32, fp32_depthwise, use_channels_last
 from snt_search.registry import get_registry
 from snt_search.specs import DataBundle, DataRequest
 from snt_search.training import model_is_channels_last
@@ -158,11 +159,15 @@ def main() -> None:
                 )
                 batches = cycle(dl)
             amp_here = autocast_dtype("auto", "cpu", model) if loop_defaults else None
-            results[name].append(run(batches, model, opt, args.steps, args.warmup, amp_here))
+            as_train = loop_defaults and fp32_depthwise("auto", "cpu", model)
+            with depthwise_fp32(model) if as_train else contextlib.nullcontext():
+                results[name].append(run(batches, model, opt, args.steps, args.warmup, amp_here))
 
     print(
         f"backbone {args.backbone}, batch {args.batch_size}, {args.steps} steps x {args.rounds} rounds, torch threads {torch.get_num_threads()}, "
-        f"tensor loop: autocast {autocast_dtype('auto', 'cpu', model)}, channels_last for conv nets"
+        f"tensor loop: autocast {autocast_dtype('auto', 'cpu', model)}"
+        f"{' (depthwise convs in fp32)' if fp32_depthwise('auto', 'cpu', model) else ''}, "
+        "channels_last for conv nets"
     )
     rates = {}
     for name, runs in results.items():

@@ -14,6 +14,7 @@ paper's claim is "little to no training overhead" (Sec. 4); our target is <= 1.0
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import platform
@@ -25,7 +26,14 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from snt_search.precision import MEMORY_FORMATS, PRECISIONS, autocast_dtype, use_channels_last
+from snt_search.precision import (
+    MEMORY_FORMATS,
+    PRECISIONS,
+    autocast_dtype,
+    depthwise_fp32,
+    fp32_depthwise,
+    use_channels_last,
+)
 from snt_search.registry import get_registry
 from snt_search.specs import Backbone, Transform
 from snt_search.training import model_is_channels_last
@@ -74,6 +82,13 @@ def timed(step: Callable[[], None], clock: Callable[[], float]) -> float:
 
 
 def compare(backbone: str, transform: str, args: argparse.Namespace) -> dict[str, float]:
+    with contextlib.ExitStack() as stack:
+        return _compare(backbone, transform, args, stack)
+
+
+def _compare(
+    backbone: str, transform: str, args: argparse.Namespace, stack: contextlib.ExitStack
+) -> dict[str, float]:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch_size, 3, args.image_size, args.image_size, generator=g)
     y = torch.randint(0, args.classes, (args.batch_size,), generator=g)
@@ -82,6 +97,8 @@ def compare(backbone: str, transform: str, args: argparse.Namespace) -> dict[str
     for name in ("none", transform):
         model = build(backbone, name, args.classes, args.image_size, args.memory_format)
         amp = autocast_dtype(args.precision, "cpu", model)
+        if fp32_depthwise(args.precision, "cpu", model):  # as train() does
+            stack.enter_context(depthwise_fp32(model))
         xx = x.contiguous(memory_format=torch.channels_last) if model_is_channels_last(model) else x
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         steps[name] = functools.partial(train_step, model, opt, xx, y, amp)
@@ -133,8 +150,8 @@ def main() -> None:
         f"{os.cpu_count()} cpus, {torch.get_num_threads()} threads, load avg "
         f"{os.getloadavg()[0]:.1f}; batch {args.batch_size}x3x{args.image_size}x"
         f"{args.image_size}, warmup {args.warmup}, median of {args.repeats}, {args.clock} clock, "
-        f"precision {args.precision} (autocast {autocast_dtype(args.precision, 'cpu')} unless "
-        f"depthwise convs), "
+        f"precision {args.precision} (autocast {autocast_dtype(args.precision, 'cpu')}; "
+        f"{'depthwise convs in fp32' if args.precision == 'auto' else ''}), "
         f"memory format {args.memory_format}"
     )
     print(f"{'backbone':<14}{'params none':>12}{'params ' + args.transform:>12}"

@@ -9,6 +9,7 @@ trial, never a result.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ from torch import nn
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import TensorLoader
-from .precision import autocast_dtype, use_channels_last
+from .precision import autocast_dtype, depthwise_fp32, fp32_depthwise, use_channels_last
 from .specs import DataBundle, Optimizer
 
 __all__ = ["Diverged", "EpochStats", "TrainResult", "evaluate", "frozen_bn_stats", "train"]
@@ -130,10 +131,12 @@ def train(
     (contiguous) layout whatever it trained in, as compressors and ``torch.nn.utils``
     expect.
     """
+    fp32_dw = fp32_depthwise(cfg.precision, device, model)
     try:
-        return _train(
-            model, optimizer, optimizer_params, data, cfg, seed, device, on_epoch, checkpoint
-        )
+        with depthwise_fp32(model) if fp32_dw else contextlib.nullcontext():
+            return _train(
+                model, optimizer, optimizer_params, data, cfg, seed, device, on_epoch, checkpoint
+            )
     finally:
         if model_is_channels_last(model):
             model.to(memory_format=torch.contiguous_format)

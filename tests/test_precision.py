@@ -29,12 +29,36 @@ def test_auto_is_bf16_only_where_the_cpu_has_it(cpu_flags) -> None:  # type: ign
     cpu_flags("avx512f", "avx512_bf16")
     assert precision.autocast_dtype("auto", "cpu") is torch.bfloat16
     mobilenet = nn.Sequential(nn.Conv2d(8, 8, 3, groups=8), nn.Conv2d(8, 16, 1))
-    assert precision.autocast_dtype("auto", "cpu", mobilenet) is None  # depthwise: fp32
+    assert precision.autocast_dtype("auto", "cpu", mobilenet) is torch.bfloat16
+    assert precision.fp32_depthwise("auto", "cpu", mobilenet)  # ... with depthwise in fp32
+    assert not precision.fp32_depthwise("bf16", "cpu", mobilenet)  # bf16 asked for: all of it
+    assert not precision.fp32_depthwise("auto", "cpu", small_cnn())
     assert precision.autocast_dtype("bf16", "cpu", mobilenet) is torch.bfloat16
     assert precision.autocast_dtype("auto", "cpu", small_cnn()) is torch.bfloat16
     cpu_flags("amx_bf16")
     assert precision.native_bf16("cpu")
     assert precision.autocast_dtype("fp32", "cpu") is None
+
+
+def test_depthwise_fp32_runs_only_depthwise_convs_in_float32_and_only_inside() -> None:
+    torch.manual_seed(0)
+    dw, pw = nn.Conv2d(4, 4, 3, padding=1, groups=4), nn.Conv2d(4, 8, 1)
+    model = nn.Sequential(dw, pw)
+    x = torch.randn(2, 4, 6, 6)
+    seen: dict[str, torch.dtype] = {}
+    dw.register_forward_hook(lambda m, i, o: seen.__setitem__("dw", o.dtype))
+    pw.register_forward_hook(lambda m, i, o: seen.__setitem__("pw", o.dtype))
+    with precision.depthwise_fp32(model), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+    assert seen == {"dw": torch.float32, "pw": torch.bfloat16}
+    out.float().sum().backward()
+    assert dw.weight.grad is not None and dw.weight.grad.dtype == torch.float32
+    torch.testing.assert_close(out.float(), model(x), rtol=2e-2, atol=2e-2)
+    assert "forward" not in vars(dw)  # the class's forward again
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(x)
+    assert seen["dw"] == torch.bfloat16
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "1.weight", "1.bias"]
 
 
 def test_channels_last_only_for_conv_models() -> None:
@@ -92,3 +116,21 @@ def test_snt_model_trains_in_bf16_channels_last() -> None:
     assert torch.isfinite(torch.tensor(result.curve[-1].loss))
     moved = [not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)]
     assert all(moved)  # every parameter, gamma/beta/zeta of Eq. 1 included, got a gradient
+
+
+def test_auto_trains_depthwise_convs_in_float32_on_a_bf16_cpu(cpu_flags) -> None:  # type: ignore[no-untyped-def]
+    cpu_flags("avx512f", "avx512_bf16")
+    torch.manual_seed(0)
+    dw, pw = nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.Conv2d(8, 8, 1)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4), dw, pw, nn.Flatten(), nn.Linear(512, 4))
+    dtypes: set[torch.dtype] = set()
+    pw_dtypes: set[torch.dtype] = set()
+    dw.register_forward_hook(lambda m, i, o: dtypes.add(o.dtype) if m.training else None)
+    pw.register_forward_hook(lambda m, i, o: pw_dtypes.add(o.dtype) if m.training else None)
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=3e-3, augment=False)  # precision "auto"
+    adam = get_registry().get("optimizer", "adam")
+    result = train(model, adam, {}, bundle(128), cfg, seed=5)
+    assert pw_dtypes == {torch.bfloat16}  # trained under bf16 autocast ...
+    assert dtypes == {torch.float32}  # ... but the depthwise conv ran in fp32
+    assert "forward" not in vars(dw)  # and is itself again after training
+    assert result.curve[-1].test_accuracy > 50.0
