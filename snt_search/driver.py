@@ -19,16 +19,10 @@ attributes, so optuna-dashboard and ``snt-search pareto`` show everything the te
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import math
-import os
-import re
-import socket
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +31,13 @@ import optuna
 from optuna.trial import TrialState
 
 from . import hypervolume
-from .checkpoint import read_metadata
-from .constraints import constraint_values
-from .early_stop import EarlyStopped, front_floor
+from .objective import TrialObjective
 from .pareto import front_rows, write_front
-from .pipeline import TrialFailed, run_trial
+from .pipeline import run_trial
 from .progress import StudyProgress
 from .registry import Registry, get_registry
 from .space import Space, SpaceError
-from .specs import PluginError
 from .storage import DEFAULT_STORAGE, GRACE_S, HEARTBEAT_S, open_storage
-from .training import EpochStats
-from .trial_spec import TrialSpec, sample
 from .workers import run_workers, split, threads_per_worker
 
 __all__ = [
@@ -321,153 +310,3 @@ def run_worker(
                 f"rather than a bad configuration. Fix it, then {RESUME_HINT}."
             )
     return ran
-
-
-class TrialObjective:
-    """The Optuna objective: sample a spec, run it with a checkpoint, store what it measured."""
-
-    def __init__(
-        self,
-        space: Space,
-        options: StudyOptions,
-        registry: Registry,
-        runner: Callable[..., Any],
-        progress: StudyProgress | None,
-        study: optuna.Study,
-    ) -> None:
-        self.space, self.options, self.registry = space, options, registry
-        self.runner, self.progress, self.study = runner, progress, study
-        self.budget = space.budget(options.budget)
-        self.objectives = list(space.objectives)
-        self.checkpoints = options.out(study.study_name) / "checkpoints"
-        self.worker = f"{socket.gethostname()}:{os.getpid()}"
-        self.unexpected_in_a_row = 0
-        self.last_reason = ""
-
-    def __call__(self, trial: optuna.Trial) -> list[float]:
-        space, options = self.space, self.options
-        spec: TrialSpec = sample(
-            space,
-            trial,
-            self.budget,
-            data_dir=options.data_dir,
-            download=options.download,
-            device=options.device,
-        )
-        trial.set_user_attr("config", spec.as_dict())
-        trial.set_user_attr("worker", self.worker)
-        checkpoint = self.checkpoint_path(trial, spec)
-        if checkpoint.is_file():
-            trial.set_user_attr("resumed_from_epoch", int(read_metadata(checkpoint)["epoch"]))
-        label = " ".join(f"{k}={v}" for k, v in spec.plugins.items() if len(space.plugins[k]) > 1)
-        if self.progress:
-            self.progress.start_trial(trial.number, label, spec.train.epochs)
-        curve: list[dict[str, Any]] = []
-        rule = space.early_stop
-        front_accuracy = None
-        if rule is not None and rule.front_fraction is not None:
-            front = [t.user_attrs.get("curve", []) for t in self.study.best_trials]
-            front_accuracy = front_floor(front, rule.at_epoch)
-
-        def on_epoch(stats: EpochStats) -> None:
-            curve.append(asdict(stats))
-            if self.progress:
-                self.progress.epoch(stats)
-            if rule is not None:
-                rule.check(stats.epoch, stats.test_accuracy, front_accuracy)
-
-        try:
-            result = self.runner(
-                spec, registry=self.registry, on_epoch=on_epoch, checkpoint=checkpoint
-            )
-            values = [float(result.metrics[m]) for m in self.objectives]
-            bad = [m for m, v in zip(self.objectives, values, strict=True) if not math.isfinite(v)]
-            if bad:
-                raise TrialFailed(f"objective {bad[0]} is {result.metrics[bad[0]]}: not a result")
-        except KeyboardInterrupt:
-            self._requeue(trial)  # the next run resumes it from its checkpoint
-            raise
-        except EarlyStopped as exc:
-            self._end(trial, checkpoint, curve, "pruned_reason", str(exc))
-            raise optuna.TrialPruned(str(exc)) from exc
-        except (TrialFailed, PluginError) as exc:
-            self._end(trial, checkpoint, curve, "fail_reason", f"{type(exc).__name__}: {exc}")
-            raise
-        except Exception as exc:
-            self.unexpected_in_a_row += 1
-            self.last_reason = f"{type(exc).__name__}: {exc}"
-            self._end(trial, checkpoint, curve, "fail_reason", self.last_reason)
-            raise
-        self.unexpected_in_a_row = 0
-        for key, value in result.metrics.items():
-            trial.set_user_attr(key, value)
-        trial.set_user_attr("curve", result.curve)
-        for key, value in result.reports.items():
-            trial.set_user_attr(f"{key}_report", value)
-        _set_constraints(trial, constraint_values(space.constraints, result.metrics))
-        _remove_checkpoint(checkpoint)
-        if self.progress:
-            self.progress.end_trial(dict(zip(self.objectives, values, strict=True)))
-        return values
-
-    def checkpoint_path(self, trial: optuna.Trial, spec: TrialSpec) -> Path:
-        """``<out>/checkpoints/<study>-trial<N>-<hash>.safetensors``; N is the original trial.
-
-        A re-queued trial (``failed_trial`` system attribute, set by the heartbeat's retry and
-        by Ctrl-C) finds the checkpoint of the trial it repeats; the hash of the trial's
-        configuration keeps another study of the same name from resuming a foreign checkpoint.
-        """
-        attrs = trial.storage.get_trial_system_attrs(trial._trial_id)
-        origin = int(attrs.get("failed_trial", trial.number))
-        config = {k: v for k, v in spec.as_dict().items() if k not in ("data_dir", "device")}
-        digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
-        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", self.study.study_name)
-        return self.checkpoints / f"{stem}-trial{origin:05d}-{digest.hexdigest()[:10]}.safetensors"
-
-    def _end(
-        self, trial: optuna.Trial, checkpoint: Path, curve: list[dict[str, Any]], key: str, why: str
-    ) -> None:
-        trial.set_user_attr(key, why)
-        trial.set_user_attr("curve", curve)
-        _remove_checkpoint(checkpoint)
-        if self.progress:
-            self.progress.end_trial(None)
-
-    def _requeue(self, trial: optuna.Trial) -> None:
-        """Queue an interrupted trial again (same parameters), marked as repeating the original."""
-        try:
-            attrs = trial.storage.get_trial_system_attrs(trial._trial_id)
-            frozen = trial.storage.get_trial(trial._trial_id)
-            self.study.add_trial(
-                optuna.trial.create_trial(
-                    state=TrialState.WAITING,
-                    params=frozen.params,
-                    distributions=frozen.distributions,
-                    system_attrs={
-                        "failed_trial": attrs.get("failed_trial", trial.number),
-                        "retry_history": list(attrs.get("retry_history", [])),
-                    },
-                )
-            )
-            trial.set_user_attr("interrupted", True)
-        except Exception as exc:  # an interrupt must stay an interrupt
-            logging.getLogger(__name__).warning(
-                "could not re-queue trial %d: %s", trial.number, exc
-            )
-
-
-def _set_constraints(trial: optuna.Trial, values: dict[str, float]) -> None:
-    """Optuna >= 5: ``Trial.set_constraint``; older: the ``constraints`` system attribute."""
-    if not values:
-        return
-    if hasattr(trial, "set_constraint"):
-        for key, value in values.items():
-            trial.set_constraint(key, value)
-    else:  # pragma: no cover - Optuna 4
-        trial.storage.set_trial_system_attr(trial._trial_id, "constraints", tuple(values.values()))
-
-
-def _remove_checkpoint(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        tmp.unlink(missing_ok=True)

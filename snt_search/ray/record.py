@@ -21,7 +21,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from ..constraints import Constraint, constraint_values
+from ..constraints import Constraint
+from ..recording import record_end, record_result, requeue
 
 __all__ = ["ATTR_EXPERIMENT", "MAX_REQUEUE", "STATE_ATTR", "fail_and_requeue", "record_outcome"]
 
@@ -40,23 +41,14 @@ def record_outcome(
     """Store what ``train_on_ray`` returned on ``trial`` and tell the study; return the state."""
     for key in ("fail_reason", "pruned_reason"):
         if key in outcome:
-            trial.set_user_attr(key, str(outcome[key]))
-            trial.set_user_attr("curve", list(outcome.get("curve", [])))
+            record_end(trial, key, str(outcome[key]), outcome.get("curve", []))
             state = TrialState.FAIL if key == "fail_reason" else TrialState.PRUNED
             study.tell(trial, state=state, skip_if_finished=True)
             return state
     metrics = dict(outcome["metrics"])
-    for key, value in metrics.items():
-        trial.set_user_attr(key, value)
-    trial.set_user_attr("curve", list(outcome.get("curve", [])))
-    for key, value in dict(outcome.get("reports", {})).items():
-        trial.set_user_attr(f"{key}_report", value)
-    values = constraint_values(constraints, metrics)
-    if values and hasattr(trial, "set_constraint"):
-        for key, value in values.items():
-            trial.set_constraint(key, value)
-    elif values:  # pragma: no cover - Optuna 4 reads the ``constraints`` system attribute
-        trial.storage.set_trial_system_attr(trial._trial_id, "constraints", tuple(values.values()))
+    record_result(
+        trial, metrics, outcome.get("curve", []), dict(outcome.get("reports", {})), constraints
+    )
     study.tell(trial, [float(metrics[m]) for m in objectives], skip_if_finished=True)
     return TrialState.COMPLETE
 
@@ -74,18 +66,4 @@ def fail_and_requeue(study: optuna.Study, trial_id: int, reason: str) -> bool:
         return False
     storage.set_trial_user_attr(trial_id, "ray_error", reason)
     study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
-    history = [*frozen.system_attrs.get("retry_history", []), frozen.number]
-    if len(history) > MAX_REQUEUE:
-        return False
-    study.add_trial(
-        optuna.trial.create_trial(
-            state=TrialState.WAITING,
-            params=frozen.params,
-            distributions=frozen.distributions,
-            system_attrs={
-                "failed_trial": frozen.system_attrs.get("failed_trial", frozen.number),
-                "retry_history": history,
-            },
-        )
-    )
-    return True
+    return requeue(study, frozen, max_retries=MAX_REQUEUE)

@@ -1,0 +1,163 @@
+"""The Optuna objective of a study: one trial = sample a spec, train it, store what it measured.
+
+:class:`TrialObjective` samples a :class:`~snt_search.trial_spec.TrialSpec` from the space,
+runs it (``run_trial`` by default) with a per-epoch checkpoint under
+``<out>/checkpoints/`` that a repeat of the trial resumes from, applies the space's early-stop
+rule after each epoch, and records the outcome (:mod:`snt_search.recording`): the objectives'
+values for a COMPLETE trial; ``fail_reason`` (diverged, NaN objective, a plugin refusing the
+model, an unexpected error) or ``pruned_reason`` otherwise. Ctrl-C queues the trial again and
+propagates. The driver (:mod:`snt_search.driver`) counts unexpected errors in a row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import socket
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import optuna
+
+from .checkpoint import read_metadata
+from .early_stop import EarlyStopped, front_floor
+from .pipeline import TrialFailed
+from .progress import StudyProgress
+from .recording import record_end, record_result, requeue
+from .registry import Registry
+from .space import Space
+from .specs import PluginError
+from .training import EpochStats
+from .trial_spec import TrialSpec, sample
+
+if TYPE_CHECKING:
+    from .driver import StudyOptions
+
+__all__ = ["TrialObjective"]
+
+
+class TrialObjective:
+    """The Optuna objective: sample a spec, run it with a checkpoint, store what it measured."""
+
+    def __init__(
+        self,
+        space: Space,
+        options: StudyOptions,
+        registry: Registry,
+        runner: Callable[..., Any],
+        progress: StudyProgress | None,
+        study: optuna.Study,
+    ) -> None:
+        self.space, self.options, self.registry = space, options, registry
+        self.runner, self.progress, self.study = runner, progress, study
+        self.budget = space.budget(options.budget)
+        self.objectives = list(space.objectives)
+        self.checkpoints = options.out(study.study_name) / "checkpoints"
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.unexpected_in_a_row = 0
+        self.last_reason = ""
+
+    def __call__(self, trial: optuna.Trial) -> list[float]:
+        space, options = self.space, self.options
+        spec: TrialSpec = sample(
+            space,
+            trial,
+            self.budget,
+            data_dir=options.data_dir,
+            download=options.download,
+            device=options.device,
+        )
+        trial.set_user_attr("config", spec.as_dict())
+        trial.set_user_attr("worker", self.worker)
+        checkpoint = self.checkpoint_path(trial, spec)
+        if checkpoint.is_file():
+            trial.set_user_attr("resumed_from_epoch", int(read_metadata(checkpoint)["epoch"]))
+        label = " ".join(f"{k}={v}" for k, v in spec.plugins.items() if len(space.plugins[k]) > 1)
+        if self.progress:
+            self.progress.start_trial(trial.number, label, spec.train.epochs)
+        curve: list[dict[str, Any]] = []
+        rule = space.early_stop
+        front_accuracy = None
+        if rule is not None and rule.front_fraction is not None:
+            front = [t.user_attrs.get("curve", []) for t in self.study.best_trials]
+            front_accuracy = front_floor(front, rule.at_epoch)
+
+        def on_epoch(stats: EpochStats) -> None:
+            curve.append(asdict(stats))
+            if self.progress:
+                self.progress.epoch(stats)
+            if rule is not None:
+                rule.check(stats.epoch, stats.test_accuracy, front_accuracy)
+
+        try:
+            result = self.runner(
+                spec, registry=self.registry, on_epoch=on_epoch, checkpoint=checkpoint
+            )
+            values = [float(result.metrics[m]) for m in self.objectives]
+            bad = [m for m, v in zip(self.objectives, values, strict=True) if not math.isfinite(v)]
+            if bad:
+                raise TrialFailed(f"objective {bad[0]} is {result.metrics[bad[0]]}: not a result")
+        except KeyboardInterrupt:
+            self._requeue(trial)  # the next run resumes it from its checkpoint
+            raise
+        except EarlyStopped as exc:
+            self._end(trial, checkpoint, curve, "pruned_reason", str(exc))
+            raise optuna.TrialPruned(str(exc)) from exc
+        except (TrialFailed, PluginError) as exc:
+            self._end(trial, checkpoint, curve, "fail_reason", f"{type(exc).__name__}: {exc}")
+            raise
+        except Exception as exc:
+            self.unexpected_in_a_row += 1
+            self.last_reason = f"{type(exc).__name__}: {exc}"
+            self._end(trial, checkpoint, curve, "fail_reason", self.last_reason)
+            raise
+        self.unexpected_in_a_row = 0
+        record_result(trial, result.metrics, result.curve, result.reports, space.constraints)
+        _remove_checkpoint(checkpoint)
+        if self.progress:
+            self.progress.end_trial(dict(zip(self.objectives, values, strict=True)))
+        return values
+
+    def checkpoint_path(self, trial: optuna.Trial, spec: TrialSpec) -> Path:
+        """``<out>/checkpoints/<study>-trial<N>-<hash>.safetensors``; N is the original trial.
+
+        A re-queued trial (``failed_trial`` system attribute, set by the heartbeat's retry and
+        by Ctrl-C) finds the checkpoint of the trial it repeats; the hash of the trial's
+        configuration keeps another study of the same name from resuming a foreign checkpoint.
+        """
+        attrs = trial.storage.get_trial_system_attrs(trial._trial_id)
+        origin = int(attrs.get("failed_trial", trial.number))
+        config = {k: v for k, v in spec.as_dict().items() if k not in ("data_dir", "device")}
+        digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", self.study.study_name)
+        return self.checkpoints / f"{stem}-trial{origin:05d}-{digest.hexdigest()[:10]}.safetensors"
+
+    def _end(
+        self, trial: optuna.Trial, checkpoint: Path, curve: list[dict[str, Any]], key: str, why: str
+    ) -> None:
+        record_end(trial, key, why, curve)
+        _remove_checkpoint(checkpoint)
+        if self.progress:
+            self.progress.end_trial(None)
+
+    def _requeue(self, trial: optuna.Trial) -> None:
+        """Queue an interrupted trial again (same parameters), marked as repeating the original."""
+        try:
+            requeue(self.study, trial.storage.get_trial(trial._trial_id), as_retry=False)
+            trial.set_user_attr("interrupted", True)
+        except Exception as exc:  # an interrupt must stay an interrupt
+            logging.getLogger(__name__).warning(
+                "could not re-queue trial %d: %s", trial.number, exc
+            )
+
+
+def _remove_checkpoint(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
