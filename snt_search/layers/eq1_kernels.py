@@ -184,7 +184,8 @@ def _build() -> ctypes.CDLL:
             )
             if run.returncode != 0:
                 tmp.unlink(missing_ok=True)
-                errors.append(f"{' '.join(args)}: {run.stderr.strip().splitlines()[-1:]}")
+                last = (run.stderr.strip().splitlines() or [f"exit code {run.returncode}"])[-1]
+                errors.append(f"{' '.join(args)}: {last}")
                 continue
             os.replace(tmp, lib_path)  # atomic: a concurrent worker sees all of it or nothing
         return _declare(ctypes.CDLL(str(lib_path)))
