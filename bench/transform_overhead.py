@@ -3,8 +3,10 @@
 For each backbone both models are built from the same seed, then timed side by side in one
 run: a training step is forward + cross-entropy + backward + Adam step on one fixed batch.
 After warm-up steps the two models alternate (ABBA order, so drift in machine load hits both
-alike) and the median of the repeats is reported with the ratio transform / none. The SNT
-paper's claim is "little to no training overhead" (Sec. 4); our target is <= 1.05x on CPU.
+alike) and the median of the repeats is reported with the ratio transform / none, and beside
+it the quartiles of the per-repeat ratios (each repeat times both back to back), which show
+how steady the machine was. The SNT paper's claim is "little to no training overhead"
+(Sec. 4); our target is <= 1.05x on CPU.
 
     python bench/transform_overhead.py                       # as train() runs (auto precision)
     python bench/transform_overhead.py --precision fp32 --memory-format contiguous
@@ -112,12 +114,18 @@ def _compare(
         for name in order:
             times[name].append(timed(steps[name], CLOCKS[args.clock]))
     base, new = (statistics.median(times[n]) for n in ("none", transform))
+    # Each repeat times the two models back to back: its own ratio shows how much the
+    # machine drifted during the run (the spread printed beside the median ratio).
+    pairs = sorted(b / a for a, b in zip(times["none"], times[transform], strict=True))
+    q = statistics.quantiles(pairs, n=4) if len(pairs) > 1 else [pairs[0]] * 3
     return {
         "params_none": params["none"],
         "params_new": params[transform],
         "ms_none": 1e3 * base,
         "ms_new": 1e3 * new,
         "ratio": new / base,
+        "ratio_q1": q[0],
+        "ratio_q3": q[2],
     }
 
 
@@ -155,12 +163,14 @@ def main() -> None:
         f"memory format {args.memory_format}"
     )
     print(f"{'backbone':<14}{'params none':>12}{'params ' + args.transform:>12}"
-          f"{'ms none':>10}{'ms ' + args.transform:>10}{'ratio':>8}")  # fmt: skip
+          f"{'ms none':>10}{'ms ' + args.transform:>10}{'ratio':>8}"
+          f"{'per-repeat ratios, quartiles':>30}")  # fmt: skip
     for backbone in args.backbones:
         r = compare(backbone, args.transform, args)
         print(
             f"{backbone:<14}{r['params_none']:>12,}{r['params_new']:>12,}"
-            f"{r['ms_none']:>10.1f}{r['ms_new']:>10.1f}{r['ratio']:>7.3f}x",
+            f"{r['ms_none']:>10.1f}{r['ms_new']:>10.1f}{r['ratio']:>7.3f}x"
+            f"{r['ratio_q1']:>21.3f}x – {r['ratio_q3']:.3f}x",
             flush=True,
         )
 
