@@ -176,6 +176,25 @@ def test_the_library_is_built_once_into_the_cache_and_reused(
     assert built.stat().st_mtime_ns == stamp
 
 
+def test_flags_the_compiler_rejects_fall_back_to_the_next_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A compiler without ``-mprefer-vector-width`` (not x86) still builds the kernels."""
+    cxx = tmp_path / "picky-g++"
+    cxx.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *-mprefer-vector-width*) echo "unknown option" >&2; exit 1;; esac\n'
+        'exec g++ "$@"\n'
+    )
+    cxx.chmod(0o755)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CXX", str(cxx))
+    monkeypatch.setenv("SNT_SEARCH_CACHE_DIR", str(cache))
+    lib = eq1_kernels._build()
+    assert hasattr(lib, "eq1_forward_bf16")
+    assert len(list(cache.glob("eq1-*.so"))) == 1  # only the set that compiled is kept
+
+
 def _no_eager(*_: object) -> None:
     raise AssertionError("took the eager formulas")
 
