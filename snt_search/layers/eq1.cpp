@@ -1,6 +1,7 @@
 // Eq. 1 of the SNT paper, f(x) = prelu(x - gamma, beta) + zeta per channel, as one-pass CPU loops.
 //
-// Built at first use by snt_search/layers/eq1_kernels.py (g++ -O3 -march=native -fopenmp) and
+// Built at first use by snt_search/layers/eq1_kernels.py (g++ -O3 -march=native -fopenmp,
+// 512-bit vectors preferred where the CPU has AVX-512) and
 // called through ctypes; see that module for the contract and why this is hand-written.
 //
 // Tensors are 3-D views [B, M, C] ("channels last": NHWC maps seen as [B, HW, C], tokens
