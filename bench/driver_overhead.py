@@ -8,7 +8,7 @@
    finished trials per minute, (a) over the whole wall clock, start-up included, and (b) in
    steady state: ``(n - w) / (t_n - t_w)`` from the completion times of the trials in the
    storage, leaving out each of the ``w`` workers' first trial (which carries the worker's
-   start-up: process start, storage connection, compiling the fused Eq. 1 kernels, ~3-4 s).
+   start-up: process start, storage connection, loading the Eq. 1 kernels, ~3-4 s).
    Target: >= 1.7x on 2 cores. Only meaningful on an idle machine: the load average before
    and after is printed with the figures.
 
@@ -141,7 +141,7 @@ def scaling(kind: str, n: int, folder: Path, train_size: int) -> dict[str, float
     run_study(space, replace(warm, workers=2, out_dir=folder / "warm"), runner=noop_runner)
     out["worker_startup_s"] = time.perf_counter() - start
     # Four real trials (both transforms) in this process first, untimed: the 1-worker runs below (which run in
-    # this process) then pay no first-trial costs (compiling the fused Eq. 1 kernels, first
+    # this process) then pay no first-trial costs (loading the Eq. 1 kernels, first
     # touch of the data), while every 2-worker run pays them in both of its fresh workers,
     # so the ratio is conservative.
     warm = StudyOptions(n_trials=4, storage=_url(kind, folder, "warm1"), show_progress=False)

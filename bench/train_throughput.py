@@ -158,14 +158,14 @@ def main() -> None:
                     persistent_workers=args.workers > 0,
                 )
                 batches = cycle(dl)
-            amp_here = autocast_dtype("auto", "cpu", model) if loop_defaults else None
+            amp_here = autocast_dtype("auto", "cpu") if loop_defaults else None
             as_train = loop_defaults and fp32_depthwise("auto", "cpu", model)
             with depthwise_fp32(model) if as_train else contextlib.nullcontext():
                 results[name].append(run(batches, model, opt, args.steps, args.warmup, amp_here))
 
     print(
         f"backbone {args.backbone}, batch {args.batch_size}, {args.steps} steps x {args.rounds} rounds, torch threads {torch.get_num_threads()}, "
-        f"tensor loop: autocast {autocast_dtype('auto', 'cpu', model)}"
+        f"tensor loop: autocast {autocast_dtype('auto', 'cpu')}"
         f"{' (depthwise convs in fp32)' if fp32_depthwise('auto', 'cpu', model) else ''}, "
         "channels_last for conv nets"
     )

@@ -98,7 +98,7 @@ def _compare(
     params: dict[str, int] = {}
     for name in ("none", transform):
         model = build(backbone, name, args.classes, args.image_size, args.memory_format)
-        amp = autocast_dtype(args.precision, "cpu", model)
+        amp = autocast_dtype(args.precision, "cpu")
         if fp32_depthwise(args.precision, "cpu", model):  # as train() does
             stack.enter_context(depthwise_fp32(model))
         xx = x.contiguous(memory_format=torch.channels_last) if model_is_channels_last(model) else x

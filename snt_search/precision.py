@@ -74,11 +74,9 @@ def native_bf16(device: torch.device | str) -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & flags)
 
 
-def autocast_dtype(
-    precision: str, device: torch.device | str, model: nn.Module | None = None
-) -> torch.dtype | None:
-    """``torch.bfloat16`` when ``precision`` (see the module docstring) means bf16 for
-    ``model`` on ``device``, else None."""
+def autocast_dtype(precision: str, device: torch.device | str) -> torch.dtype | None:
+    """``torch.bfloat16`` when ``precision`` (see the module docstring) means bf16 on
+    ``device``, else None."""
     if precision not in PRECISIONS:
         raise ValueError(
             f"train.precision must be one of {PRECISIONS}, got {precision!r}; 'auto' picks "
@@ -97,7 +95,7 @@ def fp32_depthwise(precision: str, device: torch.device | str, model: nn.Module)
     return (
         precision == "auto"
         and torch.device(device).type == "cpu"
-        and autocast_dtype(precision, device, model) is not None
+        and autocast_dtype(precision, device) is not None
         and any(map(_is_depthwise, model.modules()))
     )
 

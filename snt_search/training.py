@@ -155,7 +155,7 @@ def _train(
 ) -> TrainResult:
     device = torch.device(device)
     model.to(device)
-    amp = autocast_dtype(cfg.precision, device, model)
+    amp = autocast_dtype(cfg.precision, device)
     channels_last = use_channels_last(model, cfg.memory_format)
     if channels_last:
         model.to(memory_format=torch.channels_last)

@@ -29,12 +29,12 @@ def test_auto_is_bf16_only_where_the_cpu_has_it(cpu_flags) -> None:  # type: ign
     cpu_flags("avx512f", "avx512_bf16")
     assert precision.autocast_dtype("auto", "cpu") is torch.bfloat16
     mobilenet = nn.Sequential(nn.Conv2d(8, 8, 3, groups=8), nn.Conv2d(8, 16, 1))
-    assert precision.autocast_dtype("auto", "cpu", mobilenet) is torch.bfloat16
+    assert precision.autocast_dtype("auto", "cpu") is torch.bfloat16
     assert precision.fp32_depthwise("auto", "cpu", mobilenet)  # ... with depthwise in fp32
     assert not precision.fp32_depthwise("bf16", "cpu", mobilenet)  # bf16 asked for: all of it
     assert not precision.fp32_depthwise("auto", "cpu", small_cnn())
-    assert precision.autocast_dtype("bf16", "cpu", mobilenet) is torch.bfloat16
-    assert precision.autocast_dtype("auto", "cpu", small_cnn()) is torch.bfloat16
+    assert precision.autocast_dtype("bf16", "cpu") is torch.bfloat16
+    assert precision.autocast_dtype("auto", "cpu") is torch.bfloat16
     cpu_flags("amx_bf16")
     assert precision.native_bf16("cpu")
     assert precision.autocast_dtype("fp32", "cpu") is None
