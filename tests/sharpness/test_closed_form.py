@@ -119,3 +119,14 @@ def test_trace_of_diagonal_hessian_is_exact_with_one_probe() -> None:
     t = estimate_trace(model, NO_DATA, loss_fn=identity_loss, probes=1)
     assert t.trace == pytest.approx(8.0)
     assert t.stderr != t.stderr  # NaN: undefined for one probe
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_lanczos_trusts_the_gap_estimate_from_the_third_step(seed: int) -> None:
+    """At step 3 the gap-corrected estimate is within tol while the Ritz value still moved by
+    more than tol since step 2: Lanczos stops there instead of waiting for a calm step."""
+    spectrum = torch.cat([torch.linspace(0.0, 1.0, 200), torch.tensor([50.0])]).double()
+    model = Quadratic(spectrum_matrix(spectrum, seed=seed))
+    r = estimate_lambda_max(model, NO_DATA, loss_fn=identity_loss, tol=1e-3, start="random")
+    assert r.converged and r.hvp_count == 3
+    assert r.lambda_max == pytest.approx(50.0, rel=1e-3)
