@@ -23,7 +23,9 @@ Backends:
         product of each on (part of) the first batch, keep the faster one and remember the
         choice per (model class, device type); ``double_backward`` if ``torch.func`` fails.
 
-The model is used as is: call it in the mode you want (the public API switches to eval mode).
+On CPU, in eval mode, ``double_backward`` runs several batches of a product at once on
+threads (:mod:`.batch_threads`). The model is used as is: call it in the mode you want (the
+public API switches to eval mode).
 Parameters' ``.grad`` are never touched.
 """
 
@@ -38,6 +40,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, jvp
 
+from .batch_threads import sum_over_shards
 from .graph_cache import cache_budget_bytes, saved_bytes
 
 __all__ = ["BACKENDS", "Batch", "HessianVectorProduct", "LossFn", "clear_backend_cache"]
@@ -126,15 +129,21 @@ class HessianVectorProduct:
         if v.shape != (self.dim,):
             raise ValueError(f"v must have shape ({self.dim},), got {tuple(v.shape)}")
         vs = self.unflatten(v)
-        out = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
-        out_views = self.unflatten(out)
-        with torch.enable_grad():
-            for i, (x, y) in enumerate(self.batches):
-                hv = self._batch_hvp(i, x, y, vs)
-                weight = float(x.shape[0]) / self.samples
-                for acc, h in zip(out_views, hv, strict=True):
-                    if h is not None:
-                        acc.add_(h.detach(), alpha=weight)
+
+        def shard(batch_ids: Sequence[int]) -> Tensor:
+            out = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
+            out_views = self.unflatten(out)
+            with torch.enable_grad():
+                for i in batch_ids:
+                    x, y = self.batches[i]
+                    hv = self._batch_hvp(i, x, y, vs)
+                    weight = float(x.shape[0]) / self.samples
+                    for acc, h in zip(out_views, hv, strict=True):
+                        if h is not None:
+                            acc.add_(h.detach(), alpha=weight)
+            return out
+
+        out = self._sum(shard)
         self.count += 1
         return out.to(v.dtype)
 
@@ -144,23 +153,36 @@ class HessianVectorProduct:
         With the graph cache it builds and keeps every batch's first-order graph, so the
         following products reuse it and the gradient comes for free.
         """
-        out = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
-        out_views = self.unflatten(out)
-        with torch.enable_grad():
-            for b, (x, y) in enumerate(self.batches):
-                if self.cached:
-                    first = self._graphs[b] or self._first_order(x, y)
-                    self._graphs[b] = first
-                    idx, grads = first
-                else:
-                    loss = self._loss(x, y, self.model(x))
-                    all_grads = torch.autograd.grad(loss, self.params, allow_unused=True)
-                    idx = [i for i, g in enumerate(all_grads) if g is not None]
-                    grads = [all_grads[i] for i in idx]
-                weight = float(x.shape[0]) / self.samples
-                for i, g in zip(idx, grads, strict=True):
-                    out_views[i].add_(g.detach(), alpha=weight)
-        return out
+
+        def shard(batch_ids: Sequence[int]) -> Tensor:
+            out = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
+            out_views = self.unflatten(out)
+            with torch.enable_grad():
+                for b in batch_ids:
+                    x, y = self.batches[b]
+                    if self.cached:
+                        first = self._graphs[b] or self._first_order(x, y)
+                        self._graphs[b] = first
+                        idx, grads = first
+                    else:
+                        loss = self._loss(x, y, self.model(x))
+                        all_grads = torch.autograd.grad(loss, self.params, allow_unused=True)
+                        idx = [i for i, g in enumerate(all_grads) if g is not None]
+                        grads = [all_grads[i] for i in idx]
+                    weight = float(x.shape[0]) / self.samples
+                    for i, g in zip(idx, grads, strict=True):
+                        out_views[i].add_(g.detach(), alpha=weight)
+            return out
+
+        return self._sum(shard)
+
+    def _sum(self, shard: Callable[[Sequence[int]], Tensor]) -> Tensor:
+        """Sum ``shard`` over the batches; on CPU several batches at once (double backward)."""
+        if self.backend.startswith("forward_over_reverse") or self.model.training:
+            # torch.func stays on the caller's thread; in train mode forward passes update
+            # BatchNorm statistics, which threads would race on
+            return shard(range(len(self.batches)))
+        return sum_over_shards(shard, len(self.batches), self.device)
 
     def unflatten(self, v: Tensor) -> list[Tensor]:
         """Split flat ``v`` into views shaped like the trainable parameters."""

@@ -1,0 +1,99 @@
+"""Per-batch work of a Hessian-vector product split across CPU threads."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from snt_search.sharpness import batch_threads
+from snt_search.sharpness import hvp as hvp_module
+from snt_search.sharpness.batch_threads import shard_count, sum_over_shards
+from snt_search.sharpness.hvp import HessianVectorProduct
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_shards_cover_every_batch_once_in_order(two_threads: None) -> None:
+    seen: list[tuple[str, list[int], bool, int]] = []
+    lock = threading.Lock()
+
+    def work(shard: Sequence[int]) -> torch.Tensor:
+        with lock:
+            seen.append(
+                (
+                    threading.current_thread().name,
+                    list(shard),
+                    torch.is_grad_enabled(),
+                    torch.get_num_threads(),
+                )
+            )
+        return torch.tensor([float(sum(2**i for i in shard))])
+
+    with torch.no_grad():
+        total = sum_over_shards(work, 5, CPU)
+    assert float(total) == 2**5 - 1  # every batch exactly once
+    assert sorted(s for _, s, _, _ in seen) == [[0, 2, 4], [1, 3]]
+    assert all(name.startswith("snt-hvp") for name, *_ in seen)
+    assert not any(grad for _, _, grad, _ in seen)  # the caller's grad mode
+    assert all(n == 1 for *_, n in seen)  # 2 threads, 2 shards: one intra-op thread each
+    assert torch.get_num_threads() == 2  # restored for the caller
+
+
+def test_no_threads_for_one_batch_cuda_or_one_thread(two_threads: None) -> None:
+    assert shard_count(1, CPU) == 1
+    assert shard_count(8, torch.device("cuda")) == 1
+    assert shard_count(8, CPU) == 2
+    torch.set_num_threads(1)
+    assert shard_count(8, CPU) == 1
+
+
+def _net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.GELU(), nn.Flatten(), nn.Linear(64, 3)
+    )
+
+
+def test_threaded_products_match_serial_ones(
+    two_threads: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = _net().eval()
+    gen = torch.Generator().manual_seed(1)
+    batches = [(torch.randn(n, 3, 4, 4, generator=gen), torch.arange(n) % 3) for n in (5, 7, 6)]
+    v = torch.randn(sum(p.numel() for p in model.parameters()), generator=gen)
+
+    def products() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        hvp = HessianVectorProduct(model, batches, F.cross_entropy, "double_backward", True)
+        return hvp.gradient(), hvp(v), hvp(v)
+
+    g, a, b = products()
+    assert torch.equal(a, b)  # deterministic for a given thread count
+    monkeypatch.setattr(batch_threads, "shard_count", lambda batches, device: 1)
+    g1, serial, _ = products()
+    torch.testing.assert_close(g, g1, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(a, serial, rtol=1e-5, atol=1e-6)
+
+
+def test_train_mode_stays_on_the_calling_thread(
+    two_threads: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = _net().train()  # forward passes update BatchNorm statistics
+    batches = [(torch.randn(4, 3, 4, 4), torch.arange(4) % 3) for _ in range(2)]
+    called: list[int] = []
+    monkeypatch.setattr(hvp_module, "sum_over_shards", lambda *a: called.append(1))
+    hvp = HessianVectorProduct(model, batches, F.cross_entropy, "double_backward", True)
+    hvp(torch.zeros(hvp.dim))
+    assert not called
