@@ -93,7 +93,22 @@ def load_checkpoint(
         for idx, scalars in extra.get("optim_scalars", {}).items():
             state.setdefault(int(idx), {}).update(scalars)
         optimizer.load_state_dict({"state": state, "param_groups": extra["optim_groups"]})
+        _match_param_layout(optimizer)
     return dict(extra.get("metadata", {}))
+
+
+def _match_param_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give per-parameter state the strides of its parameter (e.g. channels_last), as a fresh
+    optimizer does: the checkpoint stores it contiguous, and fused steps assume one layout."""
+    for param, slots in optimizer.state.items():
+        for name, value in slots.items():
+            if (
+                isinstance(value, torch.Tensor)
+                and isinstance(param, torch.Tensor)
+                and value.shape == param.shape
+                and value.stride() != param.stride()
+            ):
+                slots[name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:

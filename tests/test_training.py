@@ -191,3 +191,53 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path) -> None:  # 
     )
     for a, b in zip(straight.parameters(), resumed_model.parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "sam", "asam", "gsam"])
+def test_builtin_optimizers_step_fused_and_match_the_default_step(name: str) -> None:
+    registry = get_registry()
+    plugin = registry.get("optimizer", name)
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)  # no bias before BatchNorm: its gradient is rounding noise
+        models.append(
+            nn.Sequential(
+                nn.Conv2d(3, 8, 3, stride=4, bias=False),
+                nn.BatchNorm2d(8),
+                nn.ReLU(),
+                nn.Flatten(),
+                nn.Linear(8 * 8 * 8, 4),
+            )
+        )
+    opts = [plugin.build(m.parameters(), lr=0.01, weight_decay=1e-4) for m in models]  # type: ignore[attr-defined]
+    base = [getattr(o, "base", o) for o in opts]
+    assert base[0].defaults["fused"] is True  # CPU float32: the fused C++ step
+    base[1].defaults["fused"] = None  # the reference: torch's per-tensor step
+    for group in base[1].param_groups:
+        group["fused"] = None
+    torch.manual_seed(1)
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 4, (8,))
+    for _ in range(3):
+        for model, opt in zip(models, opts, strict=True):
+
+            def closure(model: nn.Module = model) -> torch.Tensor:
+                loss = nn.functional.cross_entropy(model(x), y)
+                loss.backward()
+                return loss
+
+            opt.zero_grad()
+            closure()
+            opt.step(closure) if plugin.two_pass else opt.step()  # type: ignore[attr-defined]
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_only_where_torch_fuses() -> None:
+    from snt_search.specs.optimizer import fused_kwargs
+
+    w = nn.Parameter(torch.zeros(3))
+    assert fused_kwargs([w]) == {"fused": True}
+    assert fused_kwargs([{"params": [w]}]) == {"fused": True}
+    assert fused_kwargs([w, nn.Parameter(torch.zeros(2, device="meta"))]) == {}  # two devices
+    assert fused_kwargs([nn.Parameter(torch.zeros(2, device="meta"))]) == {}  # unsupported device
+    assert fused_kwargs([torch.zeros(2, dtype=torch.int64)]) == {}  # not floating point

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from snt_search.specs import Optimizer
+from snt_search.specs.optimizer import fused_kwargs
 
 
 class AdamW(Optimizer):
@@ -19,6 +20,12 @@ class AdamW(Optimizer):
         self, params: Iterable[torch.nn.Parameter], *, lr: float, weight_decay: float, **hp: Any
     ) -> torch.optim.Optimizer:
         p = self.resolve_params(hp)
+        params = list(params)
         return torch.optim.AdamW(
-            params, lr=lr, weight_decay=weight_decay, betas=(p["beta1"], p["beta2"]), eps=p["eps"]
+            params,
+            lr=lr,
+            weight_decay=weight_decay,
+            betas=(p["beta1"], p["beta2"]),
+            eps=p["eps"],
+            **fused_kwargs(params),
         )

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from snt_search.specs import Optimizer, PluginError
+from snt_search.specs.optimizer import fused_kwargs
 
 _BASES: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
@@ -130,6 +131,8 @@ def _build(
             f"optimizer {plugin.name!r}: base must be one of {sorted(_BASES)}, got {p['base']!r}"
         )
     extra = {"momentum": p["momentum"]} if p["base"] == "sgd" else {}
+    params = list(params)
+    extra.update(fused_kwargs(params))
     base = _BASES[p["base"]](params, lr=lr, weight_decay=weight_decay, **extra)
     return SAM(base, rho=p["rho"], adaptive=p.get("adaptive", False), alpha=p.get("alpha", 0.0))
 

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from snt_search.specs import Optimizer
+from snt_search.specs.optimizer import fused_kwargs
 
 
 class SGD(Optimizer):
@@ -20,6 +21,12 @@ class SGD(Optimizer):
     ) -> torch.optim.Optimizer:
         p = self.resolve_params(hp)
         nesterov = p["nesterov"] and p["momentum"] > 0
+        params = list(params)
         return torch.optim.SGD(
-            params, lr=lr, weight_decay=weight_decay, momentum=p["momentum"], nesterov=nesterov
+            params,
+            lr=lr,
+            weight_decay=weight_decay,
+            momentum=p["momentum"],
+            nesterov=nesterov,
+            **fused_kwargs(params),
         )
