@@ -1,7 +1,8 @@
 """Training-step overhead of a transform (default ``snt``) against ``none``, per backbone.
 
 For each backbone both models are built from the same seed, then timed side by side in one
-run: a training step is forward + cross-entropy + backward + Adam step on one fixed batch.
+run: a training step is forward + cross-entropy + backward + optimizer step (the ``adam``
+plugin, as ``train()`` builds it: torch's fused step) on one fixed batch.
 After warm-up steps the two models alternate (ABBA order, so drift in machine load hits both
 alike) and the median of the repeats is reported with the ratio transform / none, and beside
 it the quartiles of the per-repeat ratios (each repeat times both back to back), which show
@@ -37,7 +38,7 @@ from snt_search.precision import (
     use_channels_last,
 )
 from snt_search.registry import get_registry
-from snt_search.specs import Backbone, Transform
+from snt_search.specs import Backbone, Optimizer, Transform
 from snt_search.training import model_is_channels_last
 
 # "cpu" counts the CPU time of this process only: on a shared machine it leaves out the time
@@ -102,7 +103,9 @@ def _compare(
         if fp32_depthwise(args.precision, "cpu", model):  # as train() does
             stack.enter_context(depthwise_fp32(model))
         xx = x.contiguous(memory_format=torch.channels_last) if model_is_channels_last(model) else x
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        plugin = get_registry().get("optimizer", args.optimizer)  # as train() builds it
+        assert isinstance(plugin, Optimizer)
+        opt = plugin.build(list(model.parameters()), lr=1e-3, weight_decay=0.0)
         steps[name] = functools.partial(train_step, model, opt, xx, y, amp)
         params[name] = sum(p.numel() for p in model.parameters())
     for _ in range(args.warmup):
@@ -133,6 +136,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--backbones", nargs="+", default=list(DEFAULT_BACKBONES))
     ap.add_argument("--transform", default="snt")
+    ap.add_argument("--optimizer", default="adam", help="optimizer plugin (single-pass ones)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--image-size", type=int, default=32)
     ap.add_argument("--classes", type=int, default=10)
@@ -160,7 +164,7 @@ def main() -> None:
         f"{args.image_size}, warmup {args.warmup}, median of {args.repeats}, {args.clock} clock, "
         f"precision {args.precision} (autocast {autocast_dtype(args.precision, 'cpu')}; "
         f"{'depthwise convs in fp32' if args.precision == 'auto' else ''}), "
-        f"memory format {args.memory_format}"
+        f"memory format {args.memory_format}, optimizer {args.optimizer}"
     )
     print(f"{'backbone':<14}{'params none':>12}{'params ' + args.transform:>12}"
           f"{'ms none':>10}{'ms ' + args.transform:>10}{'ratio':>8}"

@@ -203,18 +203,20 @@ def _no_eager(*_: object) -> None:
 @pytest.mark.parametrize(
     "layout", ["nchw", "nhwc", "tokens", "tokens_transposed", "nhwc_grad_nchw"]
 )
+@pytest.mark.parametrize(("c", "n"), [(70, 5), (16, 5), (96, 5), (320, 30)])
 def test_native_kernels_match_the_eager_formulas(
-    layout: str, dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+    layout: str, dtype: torch.dtype, c: int, n: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every layout the native path takes, with more channels than one block (64) and a tail,
-    against the eager formulas on the same input; the eager path is not taken at all."""
+    """Every layout the native path takes against the eager formulas on the same input; the
+    eager path is not taken at all. Channel counts: more than one chunk (64) with a tail, and
+    multiples of 16 for the register-blocked backward pass (one, three and five blocks; 320
+    float32 channels with 30 tokens split the rows into two tiles)."""
     torch.manual_seed(0)
-    c = 70
     tokens = layout.startswith("tokens")
     if layout == "tokens":
-        x = torch.randn(3, 5, c)
+        x = torch.randn(3, n, c)
     elif layout == "tokens_transposed":
-        x = torch.randn(3, c, 5).transpose(1, 2)  # [B, N, C] stored as [B][C][N]
+        x = torch.randn(3, c, n).transpose(1, 2)  # [B, N, C] stored as [B][C][N]
     else:
         x = torch.randn(3, c, 4, 5)
         if layout != "nchw":
@@ -240,7 +242,12 @@ def test_native_kernels_match_the_eager_formulas(
     assert eq1_kernels.forward_(inplace, gamma, beta, zeta, tokens) is inplace
     torch.testing.assert_close(inplace, out)
     gx_out, sums_out = eq1_kernels.backward_from_output(g, out, beta, zeta, tokens)
-    torch.testing.assert_close(gx_out.float(), want_gx, **tol)
+    # bf16: where x - gamma is within rounding of 0, out - zeta may land on the other side of
+    # the kink (the in-place layer decides the side from its output); compare the rest
+    shape = (1, -1) + (1,) * (x.ndim - 2) if not tokens else (-1,)
+    same_side = (out.float() - zeta.view(shape) > 0) == (x.float() - gamma.view(shape) > 0)
+    assert same_side.float().mean() > 0.995
+    torch.testing.assert_close(gx_out.float()[same_side], want_gx[same_side], **tol)
     if dtype == torch.float32:  # bf16: out - zeta rounds, so a few elements change side
         torch.testing.assert_close(sums_out, want_sums, rtol=1e-4, atol=1e-4)
 

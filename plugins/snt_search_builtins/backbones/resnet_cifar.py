@@ -29,7 +29,10 @@ class PadShortcut(nn.Module):
         self.extra, self.stride = out_chs - in_chs, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x[:, :, :: self.stride, :: self.stride]
+        # x[:, :, ::s, ::s] as a 1x1 pooling: same values, but its backward pass keeps the
+        # gradient channels_last (slicing's scatters into a fresh NCHW buffer, which cost a
+        # layout conversion per step downstream)
+        x = F.avg_pool2d(x, 1, self.stride) if self.stride > 1 else x
         return F.pad(x, (0, 0, 0, 0, 0, self.extra))
 
 
