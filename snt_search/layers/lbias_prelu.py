@@ -122,6 +122,12 @@ class LBiasPReLU(nn.Module):
         if x.shape[-1 if tokens else 1] != c:
             raise ValueError(self._shape_error(x, -1 if tokens else 1))
         params = (self.gamma, self.beta, self.zeta)
+        if tokens and x.ndim > 2 and not self.inplace and not x.is_contiguous():
+            # e.g. a Mixer's residual stream after token mixing, [B, N, C] stored as [B][C][N]:
+            # what consumes the output (LayerNorm, Linear) would make it contiguous anyway, and
+            # the gradient comes back contiguous; computing on the transposed layout cost a
+            # transposing copy of that gradient in every backward pass
+            x = x.contiguous()
         if (
             self.inplace
             and x.ndim > 2
