@@ -32,14 +32,13 @@ Parameters' ``.grad`` are never touched.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, jvp
 
+from .backend_choice import choose_backend, clear_backend_cache
 from .batch_threads import sum_over_shards
 from .graph_cache import cache_budget_bytes, saved_bytes
 
@@ -50,13 +49,7 @@ LossFn = Callable[[Tensor, Tensor], Tensor]
 BACKENDS = ("double_backward", "forward_over_reverse")
 
 _log = logging.getLogger(__name__)
-_AUTO_CHOICE: dict[tuple[type, str], str] = {}
 _TIMING_SAMPLES = 32  # backend timing uses at most this many samples of the first batch
-
-
-def clear_backend_cache() -> None:
-    """Forget the ``backend="auto"`` choices made so far (they are cached per model class)."""
-    _AUTO_CHOICE.clear()
 
 
 class HessianVectorProduct:
@@ -262,47 +255,21 @@ class HessianVectorProduct:
         return fits or force
 
     def _choose_backend(self) -> str:
-        key = (type(self.model), self.device.type)
-        if key in _AUTO_CHOICE:
-            return _AUTO_CHOICE[key]
         x, y = self.batches[0]
         x, y = x[:_TIMING_SAMPLES], y[:_TIMING_SAMPLES]
         v = torch.randn(self.dim, generator=torch.Generator().manual_seed(0)).to(
             self.device, self.dtype
         )
         vs = self.unflatten(v)
-        times: dict[str, float] = {}
         with torch.enable_grad():
-            times["double_backward"] = _time_best(lambda: self._double_backward(0, x, y, vs))
-            try:
-                times["forward_over_reverse"] = _time_best(
-                    lambda: self._forward_over_reverse(0, x, y, vs)
-                )
-            except Exception as exc:  # torch.func cannot trace every model
-                _log.info(
-                    "forward_over_reverse failed on %s (%s: %s); using double_backward",
-                    type(self.model).__name__,
-                    type(exc).__name__,
-                    exc,
-                )
-        choice = min(times, key=lambda k: times[k])
-        _log.debug("hvp backend timings for %s: %s", type(self.model).__name__, times)
-        _AUTO_CHOICE[key] = choice
-        return choice
-
-
-def _time_best(fn: Callable[[], Any], repeats: int = 2) -> float:
-    """Best wall time of ``repeats`` calls (the first call also warms up)."""
-    best = float("inf")
-    for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
+            return choose_backend(
+                (type(self.model), self.device.type),
+                {
+                    "double_backward": lambda: self._double_backward(0, x, y, vs),
+                    "forward_over_reverse": lambda: self._forward_over_reverse(0, x, y, vs),
+                },
+                type(self.model).__name__,
+            )
 
 
 def _to_device(x: Tensor, y: Tensor, device: torch.device) -> Batch:
