@@ -13,6 +13,7 @@
 // sum(grad * (x - gamma) where x <= gamma); from these come the gradients of gamma, beta and
 // zeta, summed over the batch into out[3][C] (gamma, beta, zeta).
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -365,9 +366,110 @@ void backward(const T* grad, const T* src, T* grad_x, float* out, const float* s
   }
 }
 
+// Eq. 1 followed by LayerNorm over the C channels of each row (a pre-activated pre-norm block:
+// norm(act(x))), float32 rows [R][C]. Forward: a = eq1(x), y = (a - mean) * rstd * w + b, and
+// mean/rstd per row are saved. Backward recomputes a from x and returns dx, the LayerNorm's
+// weight and bias gradients and Eq. 1's three sums: one pass over x and dy instead of the
+// four passes of the two layers apart (each writing and reading back the intermediate).
+void eq1_ln_forward(const float* x, float* y, float* mean, float* rstd, const float* gamma,
+                    const float* beta, const float* zeta, const float* w, const float* b,
+                    int64_t R, int64_t C, float eps, int threads) {
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<float> a(C);
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < R; ++r) {
+      const float* xr = x + r * C;
+      float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t c = 0; c < C; ++c) {
+        const float v = xr[c] - gamma[c];
+        a[c] = (v > 0.f ? v : v * beta[c]) + zeta[c];
+        sum += a[c];
+      }
+      const float mu = sum / C;
+      float var = 0.f;
+#pragma omp simd reduction(+ : var)
+      for (int64_t c = 0; c < C; ++c) var += (a[c] - mu) * (a[c] - mu);
+      const float rs = 1.f / std::sqrt(var / C + eps);
+      float* yr = y + r * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) yr[c] = (a[c] - mu) * rs * w[c] + b[c];
+      mean[r] = mu, rstd[r] = rs;
+    }
+  }
+}
+
+// out: dw[C], db[C], then Eq. 1's gamma, beta, zeta gradients [3][C].
+void eq1_ln_backward(const float* dy, const float* x, const float* mean, const float* rstd,
+                     float* dx, float* out, const float* gamma, const float* beta,
+                     const float* zeta, const float* w, int64_t R, int64_t C, int threads) {
+  const int parts = threads > 0 ? threads : 1;
+  std::vector<float> part(5 * parts * C, 0.f);  // [parts][dw, db, pos_g, all_g, neg_gy][C]
+#pragma omp parallel num_threads(parts)
+  {
+    std::vector<float> ah(C), g(C);
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < parts; ++i) {
+      float* p = part.data() + 5 * i * C;
+      for (int64_t r = R * i / parts; r < R * (i + 1) / parts; ++r) {
+        const float *xr = x + r * C, *dyr = dy + r * C;
+        const float mu = mean[r], rs = rstd[r];
+        float s1 = 0.f, s2 = 0.f;
+#pragma omp simd reduction(+ : s1, s2)
+        for (int64_t c = 0; c < C; ++c) {
+          const float v = xr[c] - gamma[c];
+          ah[c] = ((v > 0.f ? v : v * beta[c]) + zeta[c] - mu) * rs;
+          g[c] = dyr[c] * w[c];
+          s1 += g[c];
+          s2 += g[c] * ah[c];
+          p[c] += dyr[c] * ah[c];
+          p[C + c] += dyr[c];
+        }
+        s1 /= C, s2 /= C;
+        float* dxr = dx + r * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) {
+          const float da = rs * (g[c] - s1 - ah[c] * s2);
+          const float v = xr[c] - gamma[c];
+          const bool pos = v > 0.f;
+          dxr[c] = pos ? da : da * beta[c];
+          p[2 * C + c] += pos ? da : 0.f;
+          p[3 * C + c] += da;
+          p[4 * C + c] += pos ? 0.f : da * v;
+        }
+      }
+    }
+  }
+  for (int64_t c = 0; c < 5 * C; ++c) out[c] = 0.f;
+  for (int i = 0; i < parts; ++i) {
+    const float* p = part.data() + 5 * i * C;
+    for (int64_t c = 0; c < C; ++c) {
+      out[c] += p[c];
+      out[C + c] += p[C + c];
+      out[2 * C + c] -= p[2 * C + c] + beta[c] * (p[3 * C + c] - p[2 * C + c]);  // d/dgamma
+      out[3 * C + c] += p[4 * C + c];                                             // d/dbeta
+      out[4 * C + c] += p[3 * C + c];                                             // d/dzeta
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" {
+
+void eq1_ln_forward_f32(const float* x, float* y, float* mean, float* rstd, const float* gamma,
+                        const float* beta, const float* zeta, const float* w, const float* b,
+                        int64_t R, int64_t C, float eps, int threads) {
+  eq1_ln_forward(x, y, mean, rstd, gamma, beta, zeta, w, b, R, C, eps, threads);
+}
+
+void eq1_ln_backward_f32(const float* dy, const float* x, const float* mean, const float* rstd,
+                         float* dx, float* out, const float* gamma, const float* beta,
+                         const float* zeta, const float* w, int64_t R, int64_t C, int threads) {
+  eq1_ln_backward(dy, x, mean, rstd, dx, out, gamma, beta, zeta, w, R, C, threads);
+}
+
 
 void eq1_forward_f32(const float* x, float* out, const float* gamma, const float* beta,
                      const float* zeta, int64_t B, int64_t M, int64_t C, int channels_last,

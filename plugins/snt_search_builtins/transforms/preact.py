@@ -25,6 +25,7 @@ from timm.models.resnet import BasicBlock, Bottleneck
 from timm.models.vision_transformer import Block as VitBlock
 from torch import nn
 
+from snt_search.layers.eq1_norm import eq1_layer_norm
 from snt_search.specs import Transform, TransformNotApplicable, TransformReport
 
 __all__ = ["PreAct", "PreActivation", "apply_preact", "supported_blocks"]
@@ -43,7 +44,11 @@ SUPPORTED = "ResNet BasicBlock/Bottleneck (resnet), MixerBlock (mixer), ViT Bloc
 
 
 class PreActivation(nn.Module):
-    """``layer(act(x))``: an activation placed in front of the first layer of a branch."""
+    """``layer(act(x))``: an activation placed in front of the first layer of a branch.
+
+    Once ``snt`` has made ``act`` an Eq. 1 layer in front of a LayerNorm (Mixer, ViT), the two
+    run as one fused pass on CPU float32 (:func:`snt_search.layers.eq1_norm.eq1_layer_norm`).
+    """
 
     def __init__(self, act: nn.Module, layer: nn.Module) -> None:
         super().__init__()
@@ -51,7 +56,8 @@ class PreActivation(nn.Module):
         self.layer = layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer(self.act(x))
+        fused = eq1_layer_norm(self.act, self.layer, x)
+        return fused if fused is not None else self.layer(self.act(x))
 
 
 class PreAct(Transform):
