@@ -9,9 +9,12 @@
 // float32 or bfloat16 (raw uint16_t). Parameters are float32 [C]. All arithmetic is float32.
 //
 // The backward pass reads the incoming gradient and the saved tensor once, writes grad_x, and
-// accumulates, per sample and channel, sum(grad where x > gamma), sum(grad) and
-// sum(grad * (x - gamma) where x <= gamma); from these come the gradients of gamma, beta and
-// zeta, summed over the batch into out[3][C] (gamma, beta, zeta).
+// accumulates, per channel, sum(grad where x > gamma), sum(grad) and
+// sum(grad * (x - gamma) where x <= gamma) (per sample or per thread, in registers where the
+// channel count is a multiple of 16); from these come the gradients of gamma, beta and zeta,
+// summed over the batch into out[3][C] (gamma, beta, zeta).
+//
+// eq1_ln_*: Eq. 1 followed by LayerNorm over each row, fused (snt_search/layers/eq1_norm.py).
 
 #include <cmath>
 #include <cstdint>
