@@ -59,6 +59,7 @@ __all__ = [
     "forward",
     "forward_",
     "forward_eager",
+    "library",
 ]
 
 
@@ -212,7 +213,7 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     return lib
 
 
-def _native() -> ctypes.CDLL | None:
+def library() -> ctypes.CDLL | None:
     """The built library, building it on the first call; None when disabled or failed."""
     if not compiled_enabled():
         return None
@@ -265,7 +266,7 @@ def _f32(p: Tensor) -> Tensor:
 def _ready(t: Tensor, tokens: bool) -> tuple[ctypes.CDLL, tuple[int, int, int, bool]] | None:
     """The library and ``t``'s layout when the native path can take ``t``."""
     layout = _layout(t, tokens)
-    lib = _native() if layout is not None else None
+    lib = library() if layout is not None else None
     return None if lib is None or layout is None else (lib, layout)
 
 
@@ -331,55 +332,3 @@ def backward_from_output(
     """:func:`backward_from_output_eager` in one pass on CPU; first order only."""
     res = _backward(grad, out, zeta, beta, tokens, from_output=True)
     return res if res is not None else backward_from_output_eager(grad, out, beta, zeta, tokens)
-
-
-def layer_norm_ready(x: Tensor, *params: Tensor) -> ctypes.CDLL | None:
-    """The library when the fused Eq. 1 + LayerNorm loops can take ``x`` and ``params``."""
-    ok = (
-        x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and x.is_contiguous()
-        and x.numel() > 0
-        and all(p.dtype == torch.float32 and p.is_contiguous() for p in params)
-    )
-    return _native() if ok else None
-
-
-def layer_norm_forward(
-    x: Tensor, gamma: Tensor, beta: Tensor, zeta: Tensor, w: Tensor, b: Tensor, eps: float
-) -> tuple[Tensor, Tensor, Tensor] | None:
-    """``layer_norm(eq1(x), w, b)`` over the last dim, and each row's mean and 1/std; None
-    where the native path does not apply (see :func:`layer_norm_ready`)."""
-    lib = layer_norm_ready(x, gamma, beta, zeta, w, b)
-    if lib is None:
-        return None
-    c = x.shape[-1]
-    rows = x.numel() // c
-    y = torch.empty_like(x)
-    mean, rstd = torch.empty(rows), torch.empty(rows)
-    lib.eq1_ln_forward_f32(
-        x.data_ptr(), y.data_ptr(), mean.data_ptr(), rstd.data_ptr(), gamma.data_ptr(),
-        beta.data_ptr(), zeta.data_ptr(), w.data_ptr(), b.data_ptr(), rows, c, eps,
-        torch.get_num_threads(),
-    )  # fmt: skip
-    return y, mean, rstd
-
-
-def layer_norm_backward(
-    grad: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, gamma: Tensor, beta: Tensor,
-    zeta: Tensor, w: Tensor,
-) -> tuple[Tensor, Tensor]:  # fmt: skip
-    """``(grad_x, sums)`` of :func:`layer_norm_forward`; ``sums`` is ``[5, C]``: the gradients
-    of w, b, gamma, beta and zeta. First order only; needs what the forward pass took."""
-    lib = layer_norm_ready(x, gamma, beta, zeta, w)
-    assert lib is not None, "layer_norm_backward after a forward pass that ran eagerly"
-    grad = grad.contiguous()
-    c = x.shape[-1]
-    grad_x = torch.empty_like(x)
-    sums = torch.empty(5, c)
-    lib.eq1_ln_backward_f32(
-        grad.data_ptr(), x.data_ptr(), mean.data_ptr(), rstd.data_ptr(), grad_x.data_ptr(),
-        sums.data_ptr(), gamma.data_ptr(), beta.data_ptr(), zeta.data_ptr(), w.data_ptr(),
-        x.numel() // c, c, torch.get_num_threads(),
-    )  # fmt: skip
-    return grad_x, sums

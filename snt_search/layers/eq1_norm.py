@@ -13,6 +13,7 @@ layers with differentiable ops and differentiates them.
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any
 
 import torch
@@ -30,9 +31,11 @@ _LAYER_NORMS = (nn.LayerNorm, TimmLayerNorm)
 
 
 def eq1_layer_norm(act: nn.Module, norm: nn.Module, x: Tensor) -> Tensor | None:
-    """``norm(act(x))`` in one pass when ``act`` is an :class:`LBiasPReLU` over the last dim and
-    ``norm`` an affine ``nn.LayerNorm`` (or timm's) over the same channels, on a CPU float32 ``x``; None when that does not hold (the caller then runs the two layers). Under CPU
-    autocast too: LayerNorm keeps a float32 input in float32 there."""
+    """``norm(act(x))`` in one pass when ``act`` is an :class:`LBiasPReLU` over the last dim
+    and ``norm`` an affine ``nn.LayerNorm`` (or timm's) over the same channels, on a CPU
+    float32 ``x`` with float32 parameters; None when that does not hold or the native library
+    is off (the caller then runs the two layers). Under CPU autocast too: LayerNorm keeps a
+    float32 input in float32 there."""
     if not (
         type(act) is LBiasPReLU
         and type(norm) in _LAYER_NORMS
@@ -40,37 +43,66 @@ def eq1_layer_norm(act: nn.Module, norm: nn.Module, x: Tensor) -> Tensor | None:
         and (act.channel_dim == -1 or x.ndim == 2)
         and norm.normalized_shape == (act.num_channels,)
         and x.shape[-1] == act.num_channels
-        and norm.weight is not None
-        and norm.bias is not None
         and x.device.type == "cpu"
         and x.dtype == torch.float32
-        and eq1_kernels.compiled_enabled()
     ):
         return None
     assert isinstance(norm, nn.LayerNorm) and isinstance(act, LBiasPReLU)
-    x = x.contiguous()  # e.g. a Mixer's tokens stored transposed; LayerNorm would copy too
-    if (
-        eq1_kernels.layer_norm_ready(x, act.gamma, act.beta, act.zeta, norm.weight, norm.bias)
-        is None
-    ):
+    params = (act.gamma, act.beta, act.zeta, norm.weight, norm.bias)
+    if not all(p is not None and p.dtype == torch.float32 and p.is_contiguous() for p in params):
         return None
-    out: Tensor = _Eq1LayerNorm.apply(
-        x, act.gamma, act.beta, act.zeta, norm.weight, norm.bias, norm.eps
-    )
+    lib = eq1_kernels.library()
+    if lib is None:
+        return None
+    x = x.contiguous()  # e.g. a Mixer's tokens stored transposed; LayerNorm would copy too
+    out: Tensor = _Eq1LayerNorm.apply(x, *params, norm.eps, lib)
     return out
+
+
+def layer_norm_forward(
+    lib: ctypes.CDLL, x: Tensor, gamma: Tensor, beta: Tensor, zeta: Tensor, w: Tensor,
+    b: Tensor, eps: float,
+) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """``layer_norm(eq1(x), w, b)`` over the last dim, and each row's mean and 1/std."""
+    c = x.shape[-1]
+    rows = x.numel() // c
+    y = torch.empty_like(x)
+    mean, rstd = torch.empty(rows), torch.empty(rows)
+    lib.eq1_ln_forward_f32(
+        x.data_ptr(), y.data_ptr(), mean.data_ptr(), rstd.data_ptr(), gamma.data_ptr(),
+        beta.data_ptr(), zeta.data_ptr(), w.data_ptr(), b.data_ptr(), rows, c, eps,
+        torch.get_num_threads(),
+    )  # fmt: skip
+    return y, mean, rstd
+
+
+def layer_norm_backward(
+    lib: ctypes.CDLL, grad: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, gamma: Tensor,
+    beta: Tensor, zeta: Tensor, w: Tensor,
+) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """``(grad_x, sums)`` of :func:`layer_norm_forward`; ``sums`` is ``[5, C]``: the gradients
+    of w, b, gamma, beta and zeta. First order only."""
+    grad = grad.contiguous()
+    c = x.shape[-1]
+    grad_x = torch.empty_like(x)
+    sums = torch.empty(5, c)
+    lib.eq1_ln_backward_f32(
+        grad.data_ptr(), x.data_ptr(), mean.data_ptr(), rstd.data_ptr(), grad_x.data_ptr(),
+        sums.data_ptr(), gamma.data_ptr(), beta.data_ptr(), zeta.data_ptr(), w.data_ptr(),
+        x.numel() // c, c, torch.get_num_threads(),
+    )  # fmt: skip
+    return grad_x, sums
 
 
 class _Eq1LayerNorm(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: Any, x: Tensor, gamma: Tensor, beta: Tensor, zeta: Tensor, w: Tensor, b: Tensor,
-        eps: float,
+        eps: float, lib: ctypes.CDLL,
     ) -> Tensor:  # fmt: skip
-        res = eq1_kernels.layer_norm_forward(x, gamma, beta, zeta, w, b, eps)
-        assert res is not None  # eq1_layer_norm checked it
-        y, mean, rstd = res
+        y, mean, rstd = layer_norm_forward(lib, x, gamma, beta, zeta, w, b, eps)
         ctx.save_for_backward(x, mean, rstd, gamma, beta, zeta, w, b)
-        ctx.eps = eps
+        ctx.eps, ctx.lib = eps, lib
         return y
 
     @staticmethod
@@ -82,7 +114,7 @@ class _Eq1LayerNorm(torch.autograd.Function):
                 a = eq1_kernels.forward_eager(x, gamma, beta, zeta, True)
                 y = F.layer_norm(a, (x.shape[-1],), w, b, ctx.eps)
             grads = torch.autograd.grad(y, inputs, grad, create_graph=True, allow_unused=True)
-            return (*grads, None)
-        grad_x, sums = eq1_kernels.layer_norm_backward(grad, x, mean, rstd, gamma, beta, zeta, w)
+            return (*grads, None, None)
+        grad_x, sums = layer_norm_backward(ctx.lib, grad, x, mean, rstd, gamma, beta, zeta, w)
         gw, gb, gg, gbe, gz = sums.unbind()
-        return grad_x, gg, gbe, gz, gw, gb, None
+        return grad_x, gg, gbe, gz, gw, gb, None, None

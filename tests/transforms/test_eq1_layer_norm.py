@@ -7,7 +7,7 @@ import torch
 from backbones.tiny import tiny
 from torch import nn
 
-from snt_search.layers import LBiasPReLU, eq1_kernels
+from snt_search.layers import LBiasPReLU, eq1_norm
 from snt_search.layers.eq1_norm import eq1_layer_norm
 from snt_search.registry import get_registry
 
@@ -76,13 +76,13 @@ def test_snt_pre_norm_blocks_take_the_fused_pass(
     reg.get("transform", "snt").apply(model)  # type: ignore[attr-defined]
     x = torch.randn(2, 3, 32, 32)
     calls: list[int] = []
-    forward = eq1_kernels.layer_norm_forward
+    forward = eq1_norm.layer_norm_forward
 
     def counted(*args):  # type: ignore[no-untyped-def]
         calls.append(1)
         return forward(*args)
 
-    monkeypatch.setattr(eq1_kernels, "layer_norm_forward", counted)
+    monkeypatch.setattr(eq1_norm, "layer_norm_forward", counted)
     fused = model(x)
     grads = torch.autograd.grad(fused.square().sum(), list(model.parameters()))
     assert len(calls) == 2 * 2  # two blocks, two branches each
