@@ -12,6 +12,7 @@ how steady the machine was. The SNT paper's claim is "little to no training over
     python bench/transform_overhead.py                       # as train() runs (auto precision)
     python bench/transform_overhead.py --precision fp32 --memory-format contiguous
     python bench/transform_overhead.py --backbones resnet20 mixer_s --batch-size 64 --repeats 9
+    python bench/transform_overhead.py --malloc default      # glibc's malloc as it comes
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from snt_search.allocator import reuse_freed_memory
 from snt_search.precision import (
     MEMORY_FORMATS,
     PRECISIONS,
@@ -153,7 +155,16 @@ def main() -> None:
         default="auto",
         help="as train.memory_format (auto: channels_last for conv nets)",
     )
+    ap.add_argument(
+        "--malloc",
+        choices=("train", "default"),
+        default="train",
+        help="train: freed host memory kept for reuse, as train() sets it; default: glibc's own",
+    )
     args = ap.parse_args()
+    if args.malloc == "default":
+        os.environ["SNT_SEARCH_MALLOC"] = "default"
+    malloc = reuse_freed_memory()
     warnings.filterwarnings("ignore", message="snt: .* has no residual block")  # MobileNet-V1
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -164,7 +175,7 @@ def main() -> None:
         f"{args.image_size}, warmup {args.warmup}, median of {args.repeats}, {args.clock} clock, "
         f"precision {args.precision} (autocast {autocast_dtype(args.precision, 'cpu')}; "
         f"{'depthwise convs in fp32' if args.precision == 'auto' else ''}), "
-        f"memory format {args.memory_format}, optimizer {args.optimizer}"
+        f"memory format {args.memory_format}, optimizer {args.optimizer}; {malloc}"
     )
     print(f"{'backbone':<14}{'params none':>12}{'params ' + args.transform:>12}"
           f"{'ms none':>10}{'ms ' + args.transform:>10}{'ratio':>8}"

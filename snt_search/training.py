@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .allocator import reuse_freed_memory
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import TensorLoader
@@ -129,8 +130,10 @@ def train(
     ``cfg.precision`` and ``cfg.memory_format`` pick bf16 autocast and channels_last (both
     ``auto`` by default: see :mod:`snt_search.precision`); the model leaves in the default
     (contiguous) layout whatever it trained in, as compressors and ``torch.nn.utils``
-    expect.
+    expect. Host memory freed by one step is kept for the next
+    (:func:`snt_search.allocator.reuse_freed_memory`).
     """
+    reuse_freed_memory()
     fp32_dw = fp32_depthwise(cfg.precision, device, model)
     try:
         with depthwise_fp32(model) if fp32_dw else contextlib.nullcontext():

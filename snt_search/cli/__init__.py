@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from rich.markup import escape
 
 from .. import __version__
+from ..allocator import reuse_freed_memory
 from ..space import SpaceError
 from ..specs import PluginError
 from . import dashboard, pareto, plugins, report, sharpness, spaces, study, train
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    reuse_freed_memory()  # every command trains or evaluates models: keep freed host memory
     try:
         return int(args.run(args))
     except (PluginError, SpaceError, ValueError, FileNotFoundError) as exc:
