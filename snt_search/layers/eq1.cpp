@@ -30,7 +30,6 @@ namespace {
 
 constexpr int64_t kChunk = 256;  // values per float32 scratch chunk
 constexpr int64_t kTile = 8192;  // values per row tile of the blocked backward pass
-constexpr int64_t kRowsFrom = 64;  // more channels than this: the backward pass goes by rows
 
 inline float load(float v) { return v; }
 
@@ -205,28 +204,6 @@ void backward_block(const T* grad, const T* src, T* grad_x, const float* shift,
   }
 }
 
-// The same for rows of over kRowsFrom channels, row after row: the sums live in p (L1-resident)
-// instead of registers, and memory is read in order. With data coming from DRAM, as in a
-// training step, walking 64-channel blocks down longer rows (even in tiles) was 1.1-1.8x
-// slower; up to 64 channels the registers win.
-template <typename T>
-void backward_rows(const T* grad, const T* src, T* grad_x, const float* shift, const float* beta,
-                   int64_t M, int64_t C, float* p) {
-  const vf zero = {};
-  for (int64_t m = 0; m < M; ++m) {
-    const int64_t off = m * C;
-    for (int64_t c = 0; c < C; c += 16) {
-      const vf g = vload(grad + off + c);
-      const vf y = vload(src + off + c) - vload(shift + c);
-      const auto pos = y > zero;
-      vstore(grad_x + off + c, pos ? g : g * vload(beta + c));
-      vstore(p + c, vload(p + c) + (pos ? g : zero));
-      vstore(p + C + c, vload(p + C + c) + g);
-      vstore(p + 2 * C + c, vload(p + 2 * C + c) + (pos ? zero : g * y));
-    }
-  }
-}
-
 // Channels-last rows shorter than a chunk are processed k = kChunk / C rows at a time, with the
 // parameters tiled k times, so the loops run over kChunk values instead of C.
 std::vector<float> tile(const float* p, int64_t C, int64_t L) {
@@ -290,11 +267,6 @@ void backward(const T* grad, const T* src, T* grad_x, float* out, const float* s
     for (int64_t i = 0; i < parts; ++i) {
       float* p = part.data() + 3 * i * C;
       for (int64_t b = B * i / parts; b < B * (i + 1) / parts; ++b) {
-        if (C > kRowsFrom) {
-          const int64_t off = b * M * C;
-          backward_rows(grad + off, src + off, grad_x + off, shift, beta, M, C, p);
-          continue;
-        }
         for (int64_t m0 = 0; m0 < M; m0 += rows) {
           const int64_t n = M - m0 < rows ? M - m0 : rows;
           for (int64_t c0 = 0; c0 < C; c0 += W) {

@@ -137,7 +137,7 @@ _SOURCE = Path(__file__).with_name("eq1.cpp")
 # Tried in order: the first set the compiler accepts is used (no OpenMP: one thread).
 # 512-bit vectors where the CPU has AVX-512 (gcc prefers 256): ResNet-20's snt/none step
 # 1.17-1.19x -> 1.06-1.09x in two A/B runs of bench/transform_overhead.py on an AMX Xeon.
-_FLAG_SETS = (
+FLAG_SETS = (
     ("-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp"),
     ("-O3", "-march=native", "-fopenmp"),
     ("-O3", "-fopenmp"),
@@ -163,7 +163,7 @@ def cache_dir() -> Path:
     return Path(base) / "snt_search" / "kernels"
 
 
-def _cpu_id() -> str:
+def cpu_id() -> str:
     """What ``-march=native`` depends on: the machine and its CPU feature flags."""
     try:
         with open("/proc/cpuinfo") as f:
@@ -177,9 +177,9 @@ def _build() -> ctypes.CDLL:
     cxx = os.environ.get("CXX", "g++")
     source = _SOURCE.read_bytes()
     errors = []
-    for flags in _FLAG_SETS:
+    for flags in FLAG_SETS:
         args = [cxx, *flags, "-shared", "-fPIC", "-std=c++17"]
-        key = hashlib.sha256(source + " ".join(args).encode() + _cpu_id().encode()).hexdigest()
+        key = hashlib.sha256(source + " ".join(args).encode() + cpu_id().encode()).hexdigest()
         lib_path = cache_dir() / f"eq1-{key[:16]}.so"
         if not lib_path.exists():
             lib_path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from . import eq1_kernels
+from . import eq1_kernels, eq1_op
 
 __all__ = ["LBiasPReLU"]
 
@@ -128,16 +128,13 @@ class LBiasPReLU(nn.Module):
             # the gradient comes back contiguous; computing on the transposed layout cost a
             # transposing copy of that gradient in every backward pass
             x = x.contiguous()
-        if (
-            self.inplace
-            and x.ndim > 2
-            and x.device.type == "cpu"
-            and eq1_kernels.dense(x)
-            and float(self.beta.detach().min()) > 0
-        ):  # on x itself: in place on a view of x would make autograd copy the gradient
-            return _Eq1Inplace.apply(x, *params, tokens)
         if x.ndim > 2 and eq1_kernels.dense(x):  # any dense layout (NHWC, transposed tokens)
-            return _Eq1.apply(x, *params, tokens)
+            cpu = x.device.type == "cpu"
+            op = eq1_op.ops() if cpu else None  # the same, with the autograd node in C++
+            # in place on x itself: in place on a view of x would make autograd copy the gradient
+            if self.inplace and cpu and float(self.beta.detach().min()) > 0:
+                return op.eq1_(x, *params, tokens) if op else _Eq1Inplace.apply(x, *params, tokens)
+            return op.eq1(x, *params, tokens) if op else _Eq1.apply(x, *params, tokens)
         # otherwise [B, L, C] or [B, C, L]: one layout each for the fused kernels
         flat = x.reshape(1 if x.ndim <= 2 else x.shape[0], -1, c) if tokens else x.flatten(2)
         return _Eq1.apply(flat, *params, tokens).view(x.shape)

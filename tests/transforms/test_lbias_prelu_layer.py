@@ -210,7 +210,7 @@ def test_native_kernels_match_the_eager_formulas(
     """Every layout the native path takes against the eager formulas on the same input; the
     eager path is not taken at all. Channel counts: more than one chunk (64) with a tail, and
     multiples of 16 for the vectorised backward pass: one block; three blocks with 200 tokens,
-    two row tiles; 320 channels, row by row."""
+    two row tiles; 320 channels, five 64-channel blocks (two row tiles with 30 tokens)."""
     torch.manual_seed(0)
     tokens = layout.startswith("tokens")
     if layout == "tokens":
