@@ -252,6 +252,26 @@ def test_native_kernels_match_the_eager_formulas(
         torch.testing.assert_close(sums_out, want_sums, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["f32", "bf16"])
+def test_backward_of_tensors_larger_than_the_caches_goes_row_by_row(
+    dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over 8 MiB and 64 channels the backward pass streams rows in order (eq1.cpp's
+    kStreamBytes); the results are those of the eager formulas."""
+    torch.manual_seed(0)
+    c = 128
+    x = torch.randn(3, (8 << 20) // (3 * c * dtype.itemsize) + 7, c).to(dtype)
+    assert x.numel() * x.element_size() > 8 << 20
+    g = torch.randn(x.shape).to(dtype)
+    gamma, beta = torch.randn(c) * 0.3, torch.rand(c) + 0.1
+    want_gx, want_sums = eq1_kernels.backward_eager(g.float(), x.float(), gamma, beta, True)
+    monkeypatch.setattr(eq1_kernels, "backward_eager", _no_eager)
+    gx, sums = eq1_kernels.backward(g, x, gamma, beta, True)
+    tol = {"rtol": 1e-2, "atol": 2e-2} if dtype == torch.bfloat16 else {}
+    torch.testing.assert_close(gx.float(), want_gx, **tol)
+    torch.testing.assert_close(sums, want_sums, rtol=1e-3, atol=1e-2)
+
+
 @pytest.mark.parametrize("inplace", [False, True], ids=["out_of_place", "inplace"])
 def test_bf16_channels_last_matches_float32(inplace: bool) -> None:
     """Under CPU autocast the layer gets bf16 NHWC maps: same layout out, float32 grads.
