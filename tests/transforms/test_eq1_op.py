@@ -10,6 +10,8 @@ import torch
 
 from snt_search.layers import LBiasPReLU, eq1_kernels, eq1_op
 
+from .conftest import compiler_rejecting
+
 
 def _inputs(layout: str, dtype: torch.dtype, c: int = 32) -> tuple[torch.Tensor, bool]:
     torch.manual_seed(0)
@@ -65,14 +67,7 @@ def test_a_failed_operator_build_warns_once_and_keeps_the_python_function(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A compiler without C++20 builds the loops but not the operator."""
-    cxx = tmp_path / "old-g++"
-    cxx.write_text(
-        "#!/bin/sh\n"
-        'case "$*" in *-std=c++20*) echo "error: unrecognized -std=c++20" >&2; exit 1;; esac\n'
-        'exec g++ "$@"\n'
-    )
-    cxx.chmod(0o755)
-    monkeypatch.setenv("CXX", str(cxx))
+    monkeypatch.setenv("CXX", str(compiler_rejecting(tmp_path, "-std=c++20")))
     monkeypatch.setenv("SNT_SEARCH_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(eq1_kernels, "_lib", [])
     monkeypatch.setattr(eq1_op, "_loaded", [])

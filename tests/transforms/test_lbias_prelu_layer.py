@@ -11,6 +11,8 @@ from torch import nn
 
 from snt_search.layers import LBiasPReLU, eq1_kernels
 
+from .conftest import compiler_rejecting
+
 
 def _set(layer: LBiasPReLU, gamma: list[float], beta: list[float], zeta: list[float]) -> None:
     with torch.no_grad():
@@ -180,15 +182,8 @@ def test_flags_the_compiler_rejects_fall_back_to_the_next_set(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A compiler without ``-mprefer-vector-width`` (not x86) still builds the kernels."""
-    cxx = tmp_path / "picky-g++"
-    cxx.write_text(
-        "#!/bin/sh\n"
-        'case "$*" in *-mprefer-vector-width*) echo "unknown option" >&2; exit 1;; esac\n'
-        'exec g++ "$@"\n'
-    )
-    cxx.chmod(0o755)
     cache = tmp_path / "cache"
-    monkeypatch.setenv("CXX", str(cxx))
+    monkeypatch.setenv("CXX", str(compiler_rejecting(tmp_path, "-mprefer-vector-width")))
     monkeypatch.setenv("SNT_SEARCH_CACHE_DIR", str(cache))
     lib = eq1_kernels._build()
     assert hasattr(lib, "eq1_forward_bf16")
@@ -297,3 +292,28 @@ def test_bf16_channels_last_matches_float32(inplace: bool) -> None:
     assert int(slope_flips.sum()) <= 0.005 * x.numel() + 1
     for a, b in zip(got[2:], want[2:], strict=True):
         torch.testing.assert_close(a, b, rtol=2e-2, atol=0.5)
+
+
+@pytest.mark.parametrize(
+    "shape", [(5, 16, 6, 6), (5, 128, 3, 3), (5, 1024, 2, 2), (3, 7000, 128)], ids=str
+)
+def test_native_backward_splits_the_samples_between_threads(
+    shape: tuple[int, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On two threads each sums its share of the samples (5 samples: 2 and 3 of them), in row
+    tiles that cross samples, or row by row for [3, 7000, 128] (over 8 MiB): the eager
+    formulas' results."""
+    torch.manual_seed(0)
+    torch.set_num_threads(2)  # the fixture restores it
+    tokens = len(shape) == 3
+    c = shape[-1] if tokens else shape[1]
+    x = torch.randn(shape)
+    g = torch.randn(shape)
+    if not tokens:
+        x, g = (t.contiguous(memory_format=torch.channels_last) for t in (x, g))
+    gamma, beta = torch.randn(c) * 0.3, torch.rand(c) + 0.1
+    want_gx, want_sums = eq1_kernels.backward_eager(g, x, gamma, beta, tokens)
+    monkeypatch.setattr(eq1_kernels, "backward_eager", _no_eager)
+    gx, sums = eq1_kernels.backward(g, x, gamma, beta, tokens)
+    torch.testing.assert_close(gx, want_gx)
+    torch.testing.assert_close(sums, want_sums, rtol=1e-4, atol=1e-3)
