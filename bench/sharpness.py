@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from snt_search.allocator import reuse_freed_memory
 from snt_search.registry import get_registry
 from snt_search.sharpness import clear_backend_cache, draw_batches, estimate_lambda_max
 from snt_search.sharpness.reference import pyhessian_eigenvalues
@@ -201,14 +203,25 @@ def main() -> None:
         "use with --threads 1)",
     )
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    parser.add_argument(
+        "--malloc",
+        choices=("train", "default"),
+        default="train",
+        help="train: freed host memory kept for reuse, as in a study's worker (train() sets "
+        "it before lambda_max is measured); default: glibc's own",
+    )
     args = parser.parse_args()
+    if args.malloc == "default":
+        os.environ["SNT_SEARCH_MALLOC"] = "default"
+    malloc = reuse_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     x, y, data_name = load_data(args.data_dir)
     print(
         f"data: {data_name}; samples={args.samples} batch_size={args.batch_size} tol={args.tol} "
         f"max_iter={args.max_iter} train_steps={args.train_steps} clock={args.clock}; torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}",
+        f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}; "
+        f"{malloc}",
         flush=True,
     )
     rows = [bench_model(name, x, y, args) for name in args.models.split(",")]
