@@ -9,7 +9,7 @@ same loops behind a registered operator with a C++ ``autograd::Function``, so th
 what a built-in op's does (``docs/benchmarks.md``).
 
 Built on first use like the loops (``$CXX``, else ``g++``; cached in
-:func:`~snt_search.layers.eq1_kernels.cache_dir`, keyed by the sources, flags, CPU and torch
+:func:`~snt_search.layers.native_build.cache_dir`, keyed by the sources, flags, CPU and torch
 version), against the installed torch's C++ headers (C++20; 10-30 s once). If it cannot be
 built (no compiler, no torch headers), :func:`ops` returns None after one warning and
 ``LBiasPReLU`` keeps its Python ``autograd.Function`` (same results). ``SNT_SEARCH_COMPILE=0``
@@ -18,9 +18,6 @@ turns both off.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import subprocess
 import threading
 import warnings
 from pathlib import Path
@@ -28,7 +25,7 @@ from typing import Any
 
 import torch
 
-from . import eq1_kernels
+from . import eq1_kernels, native_build
 
 __all__ = ["ops"]
 
@@ -80,32 +77,12 @@ def _torch_flags() -> list[str]:
 
 
 def _build() -> Path:
-    cxx = os.environ.get("CXX", "g++")
-    source = _SOURCE.read_bytes() + _LOOPS.read_bytes()
-    torch_flags = _torch_flags()
-    errors = []
-    for flags in eq1_kernels.FLAG_SETS:
-        args = [cxx, *flags, "-shared", "-fPIC", "-std=c++20", "-w", *torch_flags]
-        key = hashlib.sha256(
-            source + " ".join(args).encode() + eq1_kernels.cpu_id().encode()
-            + torch.__version__.encode()
-        ).hexdigest()  # fmt: skip
-        lib_path = eq1_kernels.cache_dir() / f"eq1_op-{key[:16]}.so"
-        if lib_path.exists():
-            return lib_path
-        lib_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = lib_path.with_name(f".{lib_path.name}.{os.getpid()}.tmp")
-        link = ["-ltorch", "-ltorch_cpu", "-lc10"]
-        run = subprocess.run(
-            [*args, str(_SOURCE), "-o", str(tmp), *link],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if run.returncode == 0:
-            os.replace(tmp, lib_path)  # atomic: a concurrent worker sees all of it or nothing
-            return lib_path
-        tmp.unlink(missing_ok=True)
-        first = next((ln for ln in run.stderr.splitlines() if "error" in ln), "")
-        errors.append(f"{' '.join(flags)}: {first or f'exit code {run.returncode}'}")
-    raise RuntimeError("; ".join(errors))
+    return native_build.build(
+        "eq1_op",
+        _SOURCE,
+        std="c++20",
+        extra=["-w", *_torch_flags()],
+        link=["-ltorch", "-ltorch_cpu", "-lc10"],
+        also_hashed=[_LOOPS],
+        key=torch.__version__,
+    )
