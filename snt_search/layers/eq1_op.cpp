@@ -4,8 +4,8 @@
 // Built at first use by snt_search/layers/eq1_op.py against the installed torch's headers, and
 // loaded with torch.ops.load_library. The loops are eq1.cpp's, compiled into this library; what
 // this file adds is the dispatch around them that LBiasPReLU's Python autograd.Function did:
-// checking the layout, allocating, saving tensors, and the backward node. Done in C++, a call
-// costs about what a built-in activation's does (a ResNet-20 has 19 of them per step).
+// checking the layout, allocating, saving tensors, and the backward node, in C++ (a ResNet-20
+// step makes 19 such calls; see eq1_op.py for what it saved).
 //
 // Contract (the same as eq1_kernels.py's): x is [B, C, *spatial] (tokens = false) or
 // [B, *tokens, C] (tokens = true), dense in memory; gamma, beta, zeta are [C]. CPU float32 and

@@ -1,12 +1,13 @@
 """Eq. 1 as a PyTorch operator whose autograd node is C++: ``torch.ops.snt_search.eq1``/``eq1_``.
 
 :class:`~snt_search.layers.lbias_prelu.LBiasPReLU` first ran its one-pass loops
-(:mod:`snt_search.layers.eq1_kernels`) from a Python ``autograd.Function``; what that cost
-per call beyond the loops themselves (the Function's Python, the layout checks, ``ctypes``
-argument conversion: about 60-75 µs per forward + backward pair on a 2-core CPU, against
-~14 µs for an in-place ReLU) was paid 19 times per ResNet-20 step. ``eq1_op.cpp`` puts the
-same loops behind a registered operator with a C++ ``autograd::Function``, so that part costs
-what a built-in op's does (``docs/benchmarks.md``).
+(:mod:`snt_search.layers.eq1_kernels`) from a Python ``autograd.Function``, paying per call,
+beyond the loops, for the Function's Python, the layout checks and ``ctypes`` argument
+conversion, 19 times per ResNet-20 step. ``eq1_op.cpp`` puts the same loops behind a
+registered operator with a C++ ``autograd::Function``. Measured on a 2-core CPU: a forward +
+backward pair on a tiny tensor 106 -> 84-90 µs (an in-place ReLU: 13-14 µs; what is left is
+mostly the autograd node with four inputs and three parameter gradients), ResNet-20's
+``snt``/``none`` step 1.055-1.062x -> 1.033-1.037x (one thread, ``docs/benchmarks.md``).
 
 Built on first use like the loops (``$CXX``, else ``g++``; cached in
 :func:`~snt_search.layers.native_build.cache_dir`, keyed by the sources, flags, CPU and torch
