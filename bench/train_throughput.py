@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
+from snt_search.allocator import reuse_freed_memory
 from snt_search.data import TensorLoader
 from snt_search.precision import autocast_dtype, depthwise_fp32, fp32_depthwise, use_channels_last
 from snt_search.registry import get_registry
@@ -114,7 +116,17 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=2, help="alternate the two loops this many times"
     )
+    parser.add_argument(
+        "--malloc",
+        choices=("train", "default"),
+        default="train",
+        help="train: freed host memory kept for reuse, as train() sets it (for both loops: it "
+        "is a process setting); default: glibc's own",
+    )
     args = parser.parse_args()
+    if args.malloc == "default":
+        os.environ["SNT_SEARCH_MALLOC"] = "default"
+    print(f"# {reuse_freed_memory()}", flush=True)
 
     data = load(args.data_dir)
     registry = get_registry()
