@@ -207,9 +207,9 @@ void backward_block(const T* grad, const T* src, T* grad_x, const float* shift,
 
 // The same row after row, the sums in p (L1-resident) instead of registers, memory read in
 // order: for rows of over 64 channels in tensors too large for the caches (kStreamBytes), where
-// the hardware prefetchers keep up with one stream better than with a tile's blocks (Mixer-S's
-// [128, 64, 512] float32 channel MLP: 0.9-1.7 against 1.2-1.6 ms for blocks; on cache-sized
-// maps of 128-1024 channels blocks were 1.5-2.3x faster).
+// the hardware prefetchers keep up with one stream better than with a tile's blocks (faster in
+// development runs on Mixer-S's [128, 64, 512] float32 channel MLP; on cache-sized maps of
+// 128-1024 channels blocks were faster, see docs/transforms.md).
 template <typename T>
 void backward_rows(const T* grad, const T* src, T* grad_x, const float* shift, const float* beta,
                    int64_t M, int64_t C, float* p) {

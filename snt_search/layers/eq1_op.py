@@ -4,10 +4,11 @@
 (:mod:`snt_search.layers.eq1_kernels`) from a Python ``autograd.Function``, paying per call,
 beyond the loops, for the Function's Python, the layout checks and ``ctypes`` argument
 conversion, 19 times per ResNet-20 step. ``eq1_op.cpp`` puts the same loops behind a
-registered operator with a C++ ``autograd::Function``. Measured on a 2-core CPU: a forward +
-backward pair on a tiny tensor 106 -> 84-90 µs (an in-place ReLU: 13-14 µs; what is left is
-mostly the autograd node with four inputs and three parameter gradients), ResNet-20's
-``snt``/``none`` step 1.055-1.062x -> 1.033-1.037x (one thread, ``docs/benchmarks.md``).
+registered operator with a C++ ``autograd::Function``. Measured on a 2-core CPU
+(``bench/eq1_layer.py``): a forward + backward pair on a tiny tensor 110 -> 88 µs (an in-place
+ReLU: 15 µs; what is left is mostly the autograd node with four inputs and three parameter
+gradients); ResNet-20's ``snt``/``none`` step 1.055-1.062x -> 1.033-1.037x (one thread,
+``docs/benchmarks.md``).
 
 Built on first use like the loops (``$CXX``, else ``g++``; cached in
 :func:`~snt_search.layers.native_build.cache_dir`, keyed by the sources, flags, CPU and torch
