@@ -16,13 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import torch
 from torch import Tensor
 
-__all__ = ["shard_count", "sum_over_shards"]
+__all__ = ["map_shards", "shard_count", "sum_over_shards"]
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
+T = TypeVar("T")
 
 
 def shard_count(batches: int, device: torch.device) -> int:
@@ -32,18 +34,19 @@ def shard_count(batches: int, device: torch.device) -> int:
     return max(1, min(torch.get_num_threads(), batches))
 
 
-def sum_over_shards(
-    work: Callable[[Sequence[int]], Tensor], batches: int, device: torch.device
-) -> Tensor:
-    """``sum(work(shard) for shard in shards)``; ``work`` sums its batches' contributions."""
-    k = shard_count(batches, device)
+def map_shards(
+    work: Callable[[Sequence[int]], T], batches: Sequence[int], device: torch.device
+) -> list[T]:
+    """``[work(shard) for shard in shards]``: ``batches`` dealt round-robin to ``k`` shards run
+    at once (``k = shard_count(len(batches), device)``); one shard runs on the calling thread."""
+    k = shard_count(len(batches), device)
     if k == 1:
-        return work(range(batches))
+        return [work(batches)]
     threads = torch.get_num_threads()
     per_shard = max(1, threads // k)
     grad_enabled = torch.is_grad_enabled()
 
-    def run(shard: Sequence[int]) -> Tensor:
+    def run(shard: Sequence[int]) -> T:
         torch.set_num_threads(per_shard)  # this thread's OpenMP team; the caller's is restored
         with torch.set_grad_enabled(grad_enabled):  # grad mode is thread-local
             return work(shard)
@@ -52,9 +55,17 @@ def sum_over_shards(
     if pool is None:
         pool = _POOLS[k] = ThreadPoolExecutor(k, thread_name_prefix="snt-hvp")
     try:
-        parts = list(pool.map(run, [range(j, batches, k) for j in range(k)]))
+        return list(pool.map(run, [batches[j::k] for j in range(k)]))
     finally:
         torch.set_num_threads(threads)
+
+
+def sum_over_shards(
+    work: Callable[[Sequence[int]], Tensor], batches: int, device: torch.device
+) -> Tensor:
+    """``sum(work(shard) for shard in shards)`` over batches ``0 .. batches - 1``; ``work``
+    sums its batches' contributions (see :func:`map_shards`)."""
+    parts = map_shards(work, range(batches), device)
     total = parts[0]
     for part in parts[1:]:
         total.add_(part)

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, jvp
 
 from .backend_choice import choose_backend, clear_backend_cache
-from .batch_threads import sum_over_shards
+from .batch_threads import map_shards, sum_over_shards
 from .graph_cache import cache_budget_bytes, saved_bytes
 
 __all__ = ["BACKENDS", "Batch", "HessianVectorProduct", "LossFn", "clear_backend_cache"]
@@ -122,6 +122,8 @@ class HessianVectorProduct:
         if v.shape != (self.dim,):
             raise ValueError(f"v must have shape ({self.dim},), got {tuple(v.shape)}")
         vs = self.unflatten(v)
+        if self.cached:
+            self._build_graphs()
 
         def shard(batch_ids: Sequence[int]) -> Tensor:
             out = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
@@ -146,6 +148,15 @@ class HessianVectorProduct:
         With the graph cache it builds and keeps every batch's first-order graph, so the
         following products reuse it and the gradient comes for free.
         """
+        if self.cached:
+            self._build_graphs()
+            out = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
+            out_views = self.unflatten(out)
+            for (x, _), first in zip(self.batches, self._graphs, strict=True):
+                assert first is not None
+                for i, g in zip(*first, strict=True):
+                    out_views[i].add_(g.detach(), alpha=float(x.shape[0]) / self.samples)
+            return out
 
         def shard(batch_ids: Sequence[int]) -> Tensor:
             out = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
@@ -153,21 +164,36 @@ class HessianVectorProduct:
             with torch.enable_grad():
                 for b in batch_ids:
                     x, y = self.batches[b]
-                    if self.cached:
-                        first = self._graphs[b] or self._first_order(x, y)
-                        self._graphs[b] = first
-                        idx, grads = first
-                    else:
-                        loss = self._loss(x, y, self.model(x))
-                        all_grads = torch.autograd.grad(loss, self.params, allow_unused=True)
-                        idx = [i for i, g in enumerate(all_grads) if g is not None]
-                        grads = [all_grads[i] for i in idx]
+                    loss = self._loss(x, y, self.model(x))
+                    grads = torch.autograd.grad(loss, self.params, allow_unused=True)
                     weight = float(x.shape[0]) / self.samples
-                    for i, g in zip(idx, grads, strict=True):
-                        out_views[i].add_(g.detach(), alpha=weight)
+                    for view, g in zip(out_views, grads, strict=True):
+                        if g is not None:
+                            view.add_(g, alpha=weight)
             return out
 
         return self._sum(shard)
+
+    def _build_graphs(self) -> None:
+        """Build the kept first-order graphs still missing, all at once.
+
+        Several batches at once on CPU threads as in a product; a single missing batch (the
+        common case: ``_decide_cache`` built batch 0) runs on the calling thread with every
+        intra-op thread instead of on one shard thread while the others wait.
+        """
+        missing = [b for b, first in enumerate(self._graphs) if first is None]
+        if not missing:
+            return
+
+        def build(batch_ids: Sequence[int]) -> None:
+            with torch.enable_grad():
+                for b in batch_ids:
+                    self._graphs[b] = self._first_order(*self.batches[b])
+
+        if self.model.training:  # forward passes update BatchNorm statistics: one thread
+            build(missing)
+        else:
+            map_shards(build, missing, self.device)
 
     def _sum(self, shard: Callable[[Sequence[int]], Tensor]) -> Tensor:
         """Sum ``shard`` over the batches; on CPU several batches at once (double backward)."""

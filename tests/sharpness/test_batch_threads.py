@@ -97,3 +97,48 @@ def test_train_mode_stays_on_the_calling_thread(
     hvp = HessianVectorProduct(model, batches, F.cross_entropy, "double_backward", True)
     hvp(torch.zeros(hvp.dim))
     assert not called
+
+
+def test_map_shards_deals_the_given_batches_and_runs_one_on_the_caller(two_threads: None) -> None:
+    def work(shard: Sequence[int]) -> tuple[str, list[int], int]:
+        return threading.current_thread().name, list(shard), torch.get_num_threads()
+
+    parts = batch_threads.map_shards(work, [1, 2, 4], CPU)
+    assert [ids for _, ids, _ in parts] == [[1, 4], [2]]
+    assert all(name.startswith("snt-hvp") and n == 1 for name, _, n in parts)
+    (only,) = batch_threads.map_shards(work, [3], CPU)  # one batch: the caller, every thread
+    assert only == (threading.current_thread().name, [3], 2)
+
+
+@pytest.mark.parametrize("n_batches", [2, 3])
+def test_kept_graphs_are_built_balanced(
+    two_threads: None, monkeypatch: pytest.MonkeyPatch, n_batches: int
+) -> None:
+    """Batch 0's graph is built (and measured) first; the rest are built together, a lone
+    remaining batch on the calling thread with every intra-op thread, not on one shard thread
+    while the others wait."""
+    model = _net().eval()
+    batches = [(torch.randn(4, 3, 4, 4), torch.arange(4) % 3) for _ in range(n_batches)]
+    built: list[tuple[int, str, int]] = []
+    first_order = HessianVectorProduct._first_order
+
+    def spy(self: HessianVectorProduct, x: torch.Tensor, y: torch.Tensor) -> object:
+        b = next(i for i, (bx, _) in enumerate(self.batches) if bx is x)
+        built.append((b, threading.current_thread().name, torch.get_num_threads()))
+        return first_order(self, x, y)
+
+    monkeypatch.setattr(HessianVectorProduct, "_first_order", spy)
+    hvp = HessianVectorProduct(model, batches, F.cross_entropy, "double_backward", True)
+    main = threading.current_thread().name
+    assert built == [(0, main, 2)]
+    g = hvp.gradient()
+    hvp(torch.ones(hvp.dim))
+    assert sorted(b for b, _, _ in built) == list(range(n_batches))  # each built once
+    rest = built[1:]
+    if n_batches == 2:
+        assert rest == [(1, main, 2)]
+    else:
+        assert all(name.startswith("snt-hvp") and n == 1 for _, name, n in rest)
+    monkeypatch.setattr(HessianVectorProduct, "_first_order", first_order)
+    plain = HessianVectorProduct(model, batches, F.cross_entropy, "double_backward", False)
+    torch.testing.assert_close(g, plain.gradient(), rtol=1e-5, atol=1e-6)
