@@ -9,11 +9,10 @@ it, :func:`require_plotly` says what to install.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .data import StudyData, TrialRow, finite
+from .data import StudyData, finite
+from .figure_style import colors, finite_rows, hover, layout, log_if_wide, require_plotly
 from .stats import Correlation
 
 if TYPE_CHECKING:
@@ -27,35 +26,6 @@ __all__ = [
     "sharpness_figure",
     "training_figure",
 ]
-
-PALETTE = (
-    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
-    "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-)  # fmt: skip
-LABELS = {
-    "lambda_max": "λ_max (top Hessian eigenvalue)",
-    "accuracy_drop": "accuracy drop (points)",
-    "compressed_accuracy": "accuracy after compression (%)",
-    "base_accuracy": "accuracy before compression (%)",
-}
-
-
-def require_plotly() -> Any:
-    """``plotly.graph_objects``, or ImportError saying how to install plotly."""
-    try:
-        import plotly.graph_objects as go
-    except ImportError as exc:  # pragma: no cover - plotly is a test dependency
-        raise ImportError(
-            "snt-search report draws its figures with plotly, which is not installed; "
-            "fix: pip install 'snt-search[report]' (or pip install plotly)"
-        ) from exc
-    return go
-
-
-def colors(data: StudyData) -> dict[str, str]:
-    """Group -> colour, stable for a study (groups in :meth:`StudyData.groups` order)."""
-    names = list(data.groups(data.trials))
-    return {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(names)}
 
 
 def front_figure(data: StudyData) -> go.Figure | None:
@@ -81,7 +51,7 @@ def front_figure(data: StudyData) -> go.Figure | None:
                     "size": [13 if r.on_front else 8 for r in members],
                     "line": {"width": [2 if r.on_front else 0 for r in members], "color": "black"},
                 },
-                text=[_hover(r) for r in members],
+                text=[hover(r) for r in members],
                 hovertemplate="%{text}<extra></extra>",
             )
         )
@@ -96,15 +66,15 @@ def front_figure(data: StudyData) -> go.Figure | None:
             hoverinfo="skip",
         )
     )
-    _layout(fig, "Pareto front (outlined points; lower-left is better)", x_name, y_name)
-    _log_if_wide(fig, [r.values[0] for r in rows if r.values], axis="x")
+    layout(fig, "Pareto front (outlined points; lower-left is better)", x_name, y_name)
+    log_if_wide(fig, [r.values[0] for r in rows if r.values], axis="x")
     return fig
 
 
 def sharpness_figure(data: StudyData, corr: Correlation) -> go.Figure | None:
     """lambda_max against accuracy drop, one point per finished trial with finite values."""
     go = require_plotly()
-    rows = _finite_rows(data.finished, "lambda_max", "accuracy_drop")
+    rows = finite_rows(data.finished, "lambda_max", "accuracy_drop")
     if not rows:
         return None
     fig = go.Figure()
@@ -124,17 +94,17 @@ def sharpness_figure(data: StudyData, corr: Correlation) -> go.Figure | None:
                         for r in members
                     ],
                 },
-                text=[_hover(r) for r in members],
+                text=[hover(r) for r in members],
                 hovertemplate="%{text}<extra></extra>",
             )
         )
-    _layout(
+    layout(
         fig,
         f"Sharpness vs accuracy drop: Spearman {corr.describe()}",
         "lambda_max",
         "accuracy_drop",
     )
-    _log_if_wide(fig, [r.metric("lambda_max") for r in rows], axis="x")
+    log_if_wide(fig, [r.metric("lambda_max") for r in rows], axis="x")
     return fig
 
 
@@ -167,7 +137,7 @@ def compression_figure(data: StudyData) -> go.Figure | None:
             )
             shown.add(r.group)
         x_name = swept[0].sweep.x if swept[0].sweep else "level"
-        _layout(fig, f"Accuracy vs {x_name} (one line per trial)", x_name, "accuracy (%)")
+        layout(fig, f"Accuracy vs {x_name} (one line per trial)", x_name, "accuracy (%)")
         return fig
     curves = level_curves(data)
     if curves:
@@ -178,11 +148,11 @@ def compression_figure(data: StudyData) -> go.Figure | None:
                 )
             )
         x_name = next(iter(curves.values()))[0]
-        _layout(
+        layout(
             fig, f"Accuracy vs {x_name} (mean over trials per level)", x_name, "compressed_accuracy"
         )
         return fig
-    rows = _finite_rows(data.finished, "accuracy_drop")
+    rows = finite_rows(data.finished, "accuracy_drop")
     if not rows:
         return None
     for group, members in data.groups(rows).items():
@@ -194,11 +164,11 @@ def compression_figure(data: StudyData) -> go.Figure | None:
                 jitter=0.4,
                 pointpos=0,
                 marker={"color": palette[group], "size": 8},
-                text=[_hover(r) for r in members],
+                text=[hover(r) for r in members],
                 hovertemplate="%{text}<extra></extra>",
             )
         )
-    _layout(fig, "Accuracy drop per group (each dot a trial)", "", "accuracy_drop")
+    layout(fig, "Accuracy drop per group (each dot a trial)", "", "accuracy_drop")
     fig.update_layout(showlegend=False)
     return fig
 
@@ -206,7 +176,7 @@ def compression_figure(data: StudyData) -> go.Figure | None:
 def level_curves(data: StudyData) -> dict[str, tuple[str, list[float], list[float]]]:
     """Group -> (axis, levels, mean compressed accuracy) for groups with >= 2 levels."""
     out: dict[str, tuple[str, list[float], list[float]]] = {}
-    for group, members in data.groups(_finite_rows(data.finished, "compressed_accuracy")).items():
+    for group, members in data.groups(finite_rows(data.finished, "compressed_accuracy")).items():
         by_level: dict[tuple[str, float], list[float]] = {}
         for r in members:
             point = r.compression_point()
@@ -229,7 +199,7 @@ def cost_figure(data: StudyData) -> go.Figure | None:
     go = require_plotly()
     from plotly.subplots import make_subplots
 
-    rows = _finite_rows(data.finished, "images_per_s")
+    rows = finite_rows(data.finished, "images_per_s")
     if not rows:
         return None
     palette = colors(data)
@@ -249,7 +219,7 @@ def cost_figure(data: StudyData) -> go.Figure | None:
                     jitter=0.4,
                     marker={"color": palette[group], "size": 7},
                     showlegend=False,
-                    text=[_hover(r) for r in members],
+                    text=[hover(r) for r in members],
                     hovertemplate="%{text}<br>%{y:.4g}<extra></extra>",
                 ),
                 row=1,
@@ -285,47 +255,5 @@ def training_figure(data: StudyData) -> go.Figure | None:
             )
         )
         shown.add(r.group)
-    _layout(fig, "Test accuracy during training", "epoch", "test accuracy (%)")
+    layout(fig, "Test accuracy during training", "epoch", "test accuracy (%)")
     return fig
-
-
-def _finite_rows(rows: Iterable[TrialRow], *metrics: str) -> list[TrialRow]:
-    return [r for r in rows if finite(*(r.metric(m) for m in metrics))]
-
-
-def _hover(r: TrialRow) -> str:
-    parts = [f"trial {r.number}: {r.group}"]
-    for m in ("lambda_max", "accuracy_drop", "base_accuracy", "compressed_accuracy"):
-        v = r.metric(m)
-        if v is not None:
-            parts.append(f"{m} = {v:.4g}")
-    return "<br>".join(parts)
-
-
-def _layout(fig: go.Figure, title: str, x: str, y: str) -> None:
-    fig.update_layout(
-        title=title,
-        xaxis_title=LABELS.get(x, x),
-        yaxis_title=LABELS.get(y, y),
-        height=460,
-        template="plotly_white",
-        legend={"title": "transform + optimizer"},
-        margin={"t": 70},
-    )
-
-
-def _log_if_wide(fig: go.Figure, values: Iterable[float | None], *, axis: str) -> None:
-    """A log axis with ticks at 1, 2, 5 x 10^k when ``values`` span more than 30x."""
-    vals = [v for v in values if v is not None and math.isfinite(v)]
-    if not vals or min(vals) <= 0 or max(vals) / min(vals) <= 30:
-        return
-    low, high = math.floor(math.log10(min(vals))), math.ceil(math.log10(max(vals)))
-    ticks = [m * 10.0**k for k in range(low, high + 1) for m in (1, 2, 5)]
-    ticks = [t for t in ticks if min(vals) / 2 <= t <= max(vals) * 2]
-    fig.update_layout(
-        {
-            f"{axis}axis_type": "log",
-            f"{axis}axis_tickvals": ticks,
-            f"{axis}axis_ticktext": [f"{t:g}" for t in ticks],
-        }
-    )
