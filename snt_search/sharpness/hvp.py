@@ -36,10 +36,10 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, grad, jvp
 
 from .backend_choice import choose_backend, clear_backend_cache
-from .batch_threads import map_shards, sum_over_shards
+from .batch_threads import map_shards, shard_count, sum_over_shards
+from .func_hvp import forward_over_reverse
 from .graph_cache import cache_budget_bytes, saved_bytes
 
 __all__ = ["BACKENDS", "Batch", "HessianVectorProduct", "LossFn", "clear_backend_cache"]
@@ -177,9 +177,10 @@ class HessianVectorProduct:
     def _build_graphs(self) -> None:
         """Build the kept first-order graphs still missing, all at once.
 
-        Several batches at once on CPU threads as in a product; a single missing batch (the
-        common case: ``_decide_cache`` built batch 0) runs on the calling thread with every
-        intra-op thread instead of on one shard thread while the others wait.
+        Several batches at once on CPU threads as in a product, as many as keep every shard
+        busy; the rest (with two threads and two batches, the one ``_decide_cache`` did not
+        build) on the calling thread with every intra-op thread, not on one shard thread while
+        the others wait.
         """
         missing = [b for b, first in enumerate(self._graphs) if first is None]
         if not missing:
@@ -192,8 +193,12 @@ class HessianVectorProduct:
 
         if self.model.training:  # forward passes update BatchNorm statistics: one thread
             build(missing)
-        else:
-            map_shards(build, missing, self.device)
+            return
+        k = shard_count(len(missing), self.device)
+        even = len(missing) - len(missing) % k  # as many as keep every shard busy
+        map_shards(build, missing[:even], self.device)
+        if even < len(missing):
+            build(missing[even:])  # the rest on the calling thread, every intra-op thread
 
     def _sum(self, shard: Callable[[Sequence[int]], Tensor]) -> Tensor:
         """Sum ``shard`` over the batches; on CPU several batches at once (double backward)."""
@@ -253,19 +258,9 @@ class HessianVectorProduct:
     def _forward_over_reverse(
         self, b: int, x: Tensor, y: Tensor, vs: list[Tensor]
     ) -> list[Tensor | None]:
-        trainable = set(self.names)
-        fixed: dict[str, Tensor] = {
-            n: t.detach() for n, t in self.model.named_parameters() if n not in trainable
-        }
-        fixed.update(dict(self.model.named_buffers()))
-
-        def loss_of(ps: tuple[Tensor, ...]) -> Tensor:
-            state = dict(zip(self.names, ps, strict=True))
-            state.update(fixed)
-            return self._loss(x, y, functional_call(self.model, state, (x,)))
-
-        primals = tuple(p.detach() for p in self.params)
-        hv = jvp(grad(loss_of), (primals,), (tuple(vs),))[1]
+        hv = forward_over_reverse(
+            self.model, self.names, self.params, lambda out: self._loss(x, y, out), x, vs
+        )
         return list(hv)
 
     def _decide_cache(self, force: bool) -> bool:

@@ -110,7 +110,7 @@ def test_map_shards_deals_the_given_batches_and_runs_one_on_the_caller(two_threa
     assert only == (threading.current_thread().name, [3], 2)
 
 
-@pytest.mark.parametrize("n_batches", [2, 3])
+@pytest.mark.parametrize("n_batches", [2, 3, 4])
 def test_kept_graphs_are_built_balanced(
     two_threads: None, monkeypatch: pytest.MonkeyPatch, n_batches: int
 ) -> None:
@@ -134,11 +134,10 @@ def test_kept_graphs_are_built_balanced(
     g = hvp.gradient()
     hvp(torch.ones(hvp.dim))
     assert sorted(b for b, _, _ in built) == list(range(n_batches))  # each built once
-    rest = built[1:]
-    if n_batches == 2:
-        assert rest == [(1, main, 2)]
-    else:
-        assert all(name.startswith("snt-hvp") and n == 1 for _, name, n in rest)
+    on_shards = {1: [], 2: [1, 2], 3: [1, 2]}[n_batches - 1]  # pairs, one per shard thread
+    on_caller = {1: [1], 2: [], 3: [3]}[n_batches - 1]  # the odd one out: every thread
+    assert sorted(b for b, name, n in built if name.startswith("snt-hvp") and n == 1) == on_shards
+    assert [b for b, name, n in built[1:] if name == main and n == 2] == on_caller
     monkeypatch.setattr(HessianVectorProduct, "_first_order", first_order)
     plain = HessianVectorProduct(model, batches, F.cross_entropy, "double_backward", False)
     torch.testing.assert_close(g, plain.gradient(), rtol=1e-5, atol=1e-6)
