@@ -28,13 +28,12 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.trial import TrialState
 
-from . import hypervolume
 from .objective import TrialObjective
 from .pareto import front_rows, write_front
 from .pipeline import run_trial
 from .progress import StudyProgress
+from .recording import finished_counts, record_study
 from .registry import Registry, get_registry
 from .space import Space, SpaceError
 from .storage import DEFAULT_STORAGE, GRACE_S, HEARTBEAT_S, open_storage
@@ -152,49 +151,6 @@ def open_study(
         for key, value in identity.items():
             study.set_user_attr(key, value)
     return study
-
-
-def finished_counts(study: optuna.Study) -> dict[str, int]:
-    """``complete``, ``pruned``, ``failed`` (FAIL with a reason) and their ``total``."""
-    counts = {"complete": 0, "pruned": 0, "failed": 0}
-    for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.COMPLETE:
-            counts["complete"] += 1
-        elif t.state == TrialState.PRUNED:
-            counts["pruned"] += 1
-        elif t.state == TrialState.FAIL and "fail_reason" in t.user_attrs:
-            counts["failed"] += 1
-    counts["total"] = sum(counts.values())
-    return counts
-
-
-def record_study(study: optuna.Study, _trial: optuna.trial.FrozenTrial | None = None) -> None:
-    """Store the Pareto front and the hypervolume history as study user attributes.
-
-    Each call recomputes both from all trials, so concurrent workers cannot leave them
-    inconsistent: the last writer stores the latest state. The history keeps only the trials
-    that changed the hypervolume (``[[trial, hv], ...]``) so it stays small.
-    """
-    if _trial is not None and _trial.state != TrialState.COMPLETE:
-        return  # only a completed trial can change the front
-    try:
-        trials = study.get_trials(deepcopy=False)
-        history, reference = hypervolume.history(trials, study.directions)
-        steps: list[list[float]] = []
-        for point in history:
-            if not steps or point["hypervolume"] != steps[-1][1]:
-                steps.append([point["trial"], point["hypervolume"]])
-        values = {
-            "pareto_front": hypervolume.front_numbers(trials, study.directions),
-            "hypervolume_history": steps,
-            "hypervolume_reference": reference,
-        }
-        stored = study.user_attrs
-        for key, value in values.items():
-            if stored.get(key) != value:
-                study.set_user_attr(key, value)
-    except Exception as exc:  # bookkeeping must never stop a study; trials hold the truth
-        logging.getLogger(__name__).warning("could not store the Pareto front: %s", exc)
 
 
 def run_study(
