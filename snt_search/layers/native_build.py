@@ -69,13 +69,19 @@ def build(
     """
     cxx = os.environ.get("CXX", "g++")
     content = b"".join(p.read_bytes() for p in (source, *also_hashed))
-    errors = []
+    salt = (cpu_id() + key).encode()
+    candidates = []
     for flags in FLAG_SETS:
         args = [cxx, *flags, "-shared", "-fPIC", f"-std={std}", *extra]
-        digest = hashlib.sha256(content + " ".join(args).encode() + (cpu_id() + key).encode())
-        lib_path = cache_dir() / f"{name}-{digest.hexdigest()[:16]}.so"
+        digest = hashlib.sha256(content + " ".join(args).encode() + salt)
+        candidates.append((flags, args, cache_dir() / f"{name}-{digest.hexdigest()[:16]}.so"))
+    # A library built before with any flag set: a set this compiler rejected is not retried
+    # in every new process.
+    for _, _, lib_path in candidates:
         if lib_path.exists():
             return lib_path
+    errors = []
+    for flags, args, lib_path in candidates:
         lib_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = lib_path.with_name(f".{lib_path.name}.{os.getpid()}.tmp")
         run = subprocess.run(
