@@ -11,7 +11,11 @@ which is seeded with ``seed`` inside ``torch.random.fork_rng`` so the caller's R
 untouched. PyHessian reports neither iteration counts nor convergence, so its module-level
 ``orthnormal`` (called exactly once per power step, with the eigenvectors found so far) is
 wrapped for the duration of the call to count steps per eigenvalue; the wrap is guarded by a
-lock.
+lock. ``on_step`` sees each power step's estimate (the Rayleigh quotient PyHessian compares
+with ``tol``) as it is made, e.g. to time PyHessian to a given accuracy (``bench/sharpness.py
+--matched``): its product (``dataloader_hv_product`` on the instance, or the module-level
+``hessian_vector_product`` for one batch) is wrapped the same way; a one-batch estimate costs
+one extra dot product.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import importlib
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,8 +55,13 @@ def pyhessian_eigenvalues(
     max_iter: int,
     tol: float,
     seed: int,
+    on_step: Callable[[float], None] | None = None,
 ) -> PyHessianOutput:
-    """Run PyHessian's power iteration; one batch uses ``data=``, several ``dataloader=``."""
+    """Run PyHessian's power iteration; one batch uses ``data=``, several ``dataloader=``.
+
+    ``on_step(estimate)`` is called after every power step; an exception raised from it stops
+    PyHessian and propagates, with the wraps and the parameters' ``.grad`` restored.
+    """
     try:
         hessian_module: Any = importlib.import_module("pyhessian.hessian")
     except ImportError as exc:
@@ -72,10 +81,17 @@ def pyhessian_eigenvalues(
     saved = [p.grad for p in params]
     steps: dict[int, int] = {}
     original = hessian_module.orthnormal
+    original_hvp = hessian_module.hessian_vector_product
 
     def counting_orthnormal(w: Any, v_list: list[Any]) -> Any:
         steps[len(v_list)] = steps.get(len(v_list), 0) + 1
         return original(w, v_list)
+
+    def reporting_hvp(grads: Any, params_: Any, v: Any) -> Any:  # one batch
+        hv = original_hvp(grads, params_, v)
+        if on_step is not None:
+            on_step(float(hessian_module.group_product(hv, v)))
+        return hv
 
     fork = (
         [device.index if device.index is not None else torch.cuda.current_device()] if cuda else []
@@ -91,14 +107,18 @@ def pyhessian_eigenvalues(
             warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph")
             torch.manual_seed(seed)
             hessian_module.orthnormal = counting_orthnormal
+            hessian_module.hessian_vector_product = reporting_hvp
             if len(moved) == 1:
                 h = hessian_module.hessian(model, loss_fn, data=moved[0], cuda=cuda)
             else:
                 h = hessian_module.hessian(model, loss_fn, dataloader=moved, cuda=cuda)
+                if on_step is not None:
+                    h.dataloader_hv_product = _reporting(h.dataloader_hv_product, on_step)
             values, vectors = h.eigenvalues(maxIter=max_iter, tol=tol, top_n=top_k)
             del h
     finally:
         hessian_module.orthnormal = original
+        hessian_module.hessian_vector_product = original_hvp
         for p, g in zip(params, saved, strict=True):
             p.grad = g
     flat = torch.stack([torch.cat([t.detach().reshape(-1) for t in vec]) for vec in vectors])
@@ -107,3 +127,16 @@ def pyhessian_eigenvalues(
         eigenvectors=flat.to(params[0].dtype),
         steps=tuple(steps.get(i, 0) for i in range(top_k)),
     )
+
+
+def _reporting(
+    product: Callable[[Any], tuple[float, Any]], on_step: Callable[[float], None]
+) -> Callable[[Any], tuple[float, Any]]:
+    """PyHessian's ``dataloader_hv_product`` (returns ``(estimate, Hv)``), reporting each."""
+
+    def wrapped(v: Any) -> tuple[float, Any]:
+        estimate, hv = product(v)
+        on_step(float(estimate))
+        return estimate, hv
+
+    return wrapped

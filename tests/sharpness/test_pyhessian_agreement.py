@@ -60,3 +60,66 @@ def test_pyhessian_method_single_batch_and_top_k() -> None:
     ours = estimate_lambda_max(model, batches, top_k=2, tol=1e-6)
     assert r.eigenvalues[0] == pytest.approx(ours.eigenvalues[0], rel=0.01)
     assert len(r.eigenvalues) == 2
+
+
+@pytest.mark.parametrize("n_batches", [1, 3])
+def test_on_step_sees_every_power_step_estimate(n_batches: int) -> None:
+    from snt_search.sharpness.reference import pyhessian_eigenvalues
+
+    torch.manual_seed(0)
+    model = SmallCNN().eval()
+    batches = image_batches(n=24, batch_size=24 // n_batches)
+    seen: list[float] = []
+    out = pyhessian_eigenvalues(
+        model,
+        batches,
+        F.cross_entropy,
+        top_k=1,
+        max_iter=300,
+        tol=1e-4,
+        seed=0,
+        on_step=seen.append,
+    )
+    assert len(seen) == out.steps[0] >= 3
+    # PyHessian stops when two consecutive estimates agree and returns the earlier one.
+    assert out.eigenvalues[0] == seen[-2]
+    assert abs(seen[-1] - seen[-2]) < 1e-4 * abs(seen[-2]) + 1e-6
+
+
+def test_raising_from_on_step_stops_pyhessian_and_restores_state() -> None:
+    import importlib
+
+    hessian_module = importlib.import_module("pyhessian.hessian")
+
+    from snt_search.sharpness.reference import pyhessian_eigenvalues
+
+    class Enough(Exception):
+        pass
+
+    def stop_after_two(estimate: float) -> None:
+        seen.append(estimate)
+        if len(seen) == 2:
+            raise Enough
+
+    torch.manual_seed(0)
+    model = small_mlp().eval()
+    grads = [torch.full_like(p, 7.0) for p in model.parameters()]
+    for p, g in zip(model.parameters(), grads, strict=True):
+        p.grad = g
+    products = (hessian_module.orthnormal, hessian_module.hessian_vector_product)
+    for n_batches in (1, 2):
+        seen: list[float] = []
+        with pytest.raises(Enough):
+            pyhessian_eigenvalues(
+                model,
+                image_batches(n=16, batch_size=16 // n_batches),
+                F.cross_entropy,
+                top_k=1,
+                max_iter=300,
+                tol=1e-9,
+                seed=0,
+                on_step=stop_after_two,
+            )
+        assert len(seen) == 2
+    assert (hessian_module.orthnormal, hessian_module.hessian_vector_product) == products
+    assert all(p.grad is g for p, g in zip(model.parameters(), grads, strict=True))
