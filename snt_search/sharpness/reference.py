@@ -80,47 +80,47 @@ def pyhessian_eigenvalues(
     moved = [(x.to(device), y.to(device)) for x, y in batches]
     saved = [p.grad for p in params]
     steps: dict[int, int] = {}
-    original = hessian_module.orthnormal
-    original_hvp = hessian_module.hessian_vector_product
-
-    def counting_orthnormal(w: Any, v_list: list[Any]) -> Any:
-        steps[len(v_list)] = steps.get(len(v_list), 0) + 1
-        return original(w, v_list)
-
-    def reporting_hvp(grads: Any, params_: Any, v: Any) -> Any:  # one batch
-        hv = original_hvp(grads, params_, v)
-        if on_step is not None:
-            on_step(float(hessian_module.group_product(hv, v)))
-        return hv
-
     fork = (
         [device.index if device.index is not None else torch.cuda.current_device()] if cuda else []
     )
-    try:
-        with (
-            _LOCK,
-            torch.random.fork_rng(devices=fork),
-            torch.enable_grad(),
-            warnings.catch_warnings(),
-        ):
-            # PyHessian's backward(create_graph=True) warns of a grad cycle; we reset .grad.
-            warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph")
-            torch.manual_seed(seed)
-            hessian_module.orthnormal = counting_orthnormal
-            hessian_module.hessian_vector_product = reporting_hvp
-            if len(moved) == 1:
-                h = hessian_module.hessian(model, loss_fn, data=moved[0], cuda=cuda)
-            else:
-                h = hessian_module.hessian(model, loss_fn, dataloader=moved, cuda=cuda)
-                if on_step is not None:
-                    h.dataloader_hv_product = _reporting(h.dataloader_hv_product, on_step)
-            values, vectors = h.eigenvalues(maxIter=max_iter, tol=tol, top_n=top_k)
-            del h
-    finally:
-        hessian_module.orthnormal = original
-        hessian_module.hessian_vector_product = original_hvp
-        for p, g in zip(params, saved, strict=True):
-            p.grad = g
+    with _LOCK:  # the module-level wraps below: one call at a time, originals read under it
+        original = hessian_module.orthnormal
+        original_hvp = hessian_module.hessian_vector_product
+
+        def counting_orthnormal(w: Any, v_list: list[Any]) -> Any:
+            steps[len(v_list)] = steps.get(len(v_list), 0) + 1
+            return original(w, v_list)
+
+        def reporting_hvp(grads: Any, params_: Any, v: Any) -> Any:  # one batch
+            hv = original_hvp(grads, params_, v)
+            if on_step is not None:
+                on_step(float(hessian_module.group_product(hv, v)))
+            return hv
+
+        try:
+            with (
+                torch.random.fork_rng(devices=fork),
+                torch.enable_grad(),
+                warnings.catch_warnings(),
+            ):
+                # PyHessian's backward(create_graph=True) warns of a grad cycle; we reset .grad.
+                warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph")
+                torch.manual_seed(seed)
+                hessian_module.orthnormal = counting_orthnormal
+                hessian_module.hessian_vector_product = reporting_hvp
+                if len(moved) == 1:
+                    h = hessian_module.hessian(model, loss_fn, data=moved[0], cuda=cuda)
+                else:
+                    h = hessian_module.hessian(model, loss_fn, dataloader=moved, cuda=cuda)
+                    if on_step is not None:
+                        h.dataloader_hv_product = _reporting(h.dataloader_hv_product, on_step)
+                values, vectors = h.eigenvalues(maxIter=max_iter, tol=tol, top_n=top_k)
+                del h
+        finally:
+            hessian_module.orthnormal = original
+            hessian_module.hessian_vector_product = original_hvp
+            for p, g in zip(params, saved, strict=True):
+                p.grad = g
     flat = torch.stack([torch.cat([t.detach().reshape(-1) for t in vec]) for vec in vectors])
     return PyHessianOutput(
         eigenvalues=tuple(float(v) for v in values),

@@ -123,3 +123,47 @@ def test_raising_from_on_step_stops_pyhessian_and_restores_state() -> None:
         assert len(seen) == 2
     assert (hessian_module.orthnormal, hessian_module.hessian_vector_product) == products
     assert all(p.grad is g for p, g in zip(model.parameters(), grads, strict=True))
+
+
+def test_concurrent_calls_leave_pyhessian_unwrapped_and_count_their_own_steps() -> None:
+    import importlib
+    import threading
+    import time
+
+    from snt_search.sharpness.reference import pyhessian_eigenvalues
+
+    hessian_module = importlib.import_module("pyhessian.hessian")
+    products = (hessian_module.orthnormal, hessian_module.hessian_vector_product)
+    first_running = threading.Event()
+    seen: dict[str, list[float]] = {"a": [], "b": []}
+    out: dict[str, object] = {}
+
+    def on_step_a(estimate: float) -> None:
+        seen["a"].append(estimate)
+        if len(seen["a"]) == 1:
+            first_running.set()
+            time.sleep(0.2)  # the second call starts meanwhile
+
+    def call(name: str, on_step: object) -> None:
+        torch.manual_seed(0)
+        out[name] = pyhessian_eigenvalues(
+            small_mlp().eval(),
+            image_batches(n=16, batch_size=16),
+            F.cross_entropy,
+            top_k=1,
+            max_iter=300,
+            tol=1e-4,
+            seed=0,
+            on_step=on_step,  # type: ignore[arg-type]
+        )
+
+    a = threading.Thread(target=call, args=("a", on_step_a))
+    a.start()
+    assert first_running.wait(timeout=60)
+    b = threading.Thread(target=call, args=("b", seen["b"].append))
+    b.start()
+    a.join()
+    b.join()
+    assert (hessian_module.orthnormal, hessian_module.hessian_vector_product) == products
+    for name in ("a", "b"):
+        assert out[name].steps[0] == len(seen[name]) >= 2  # type: ignore[attr-defined]
