@@ -141,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
     )
     console.print(
         f"{result.method}/{result.backend}: {result.iterations} iterations, {result.hvp_count} "
-        f"HVPs, relative residual {result.relative_residual:.2e}, {result.samples} samples, "
+        f"HVPs, relative residual {result.relative_residual:.2e}, estimated error "
+        f"{result.error_estimate:.1e}, {result.samples} samples, "
         f"{result.wall_time_s:.1f}s"
     )
     if not result.converged:

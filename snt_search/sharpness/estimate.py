@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .hvp import Batch, HessianVectorProduct, LossFn
-from .lanczos import lanczos
+from .lanczos import LanczosOutput, lanczos
 from .power import power_iteration
 from .reference import pyhessian_eigenvalues
 from .result import SharpnessResult, TraceResult
@@ -115,6 +115,7 @@ def estimate_lambda_max(
                 float((hvp(v) - lam * v).norm()) / max(abs(lam), 1e-30)
                 for lam, v in zip(values, vectors, strict=True)
             )
+            error = residual  # no gap estimate
             used_backend = "pyhessian"
         else:
             solver = lanczos if method == "lanczos" else power_iteration
@@ -131,6 +132,7 @@ def estimate_lambda_max(
             )
             values, iterations, hvp_count = out.eigenvalues, out.iterations, hvp.count
             converged, residual = out.converged, out.relative_residual
+            error = out.error_estimate if isinstance(out, LanczosOutput) else residual
             used_backend = hvp.backend
     finite = all(math.isfinite(v) for v in values)
     return SharpnessResult(
@@ -141,6 +143,7 @@ def estimate_lambda_max(
         iterations=int(iterations),
         hvp_count=int(hvp_count),
         relative_residual=float(residual) if finite else math.nan,
+        error_estimate=float(error) if finite else math.nan,
         converged=bool(converged and finite),
         samples=hvp.samples,
         seed=seed,

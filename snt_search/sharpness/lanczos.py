@@ -53,6 +53,7 @@ class LanczosOutput:
     eigenvectors: Tensor
     iterations: int
     relative_residual: float
+    error_estimate: float
     converged: bool
 
 
@@ -81,6 +82,8 @@ def lanczos(
         start: optional direction the start vector is tilted towards (e.g. the loss
             gradient, see :mod:`.start`).
 
+    ``error_estimate`` is the largest, over the returned values, of the smaller of the relative
+    residual and the residual-gap estimate (the stopping rule's error estimate).
     Non-finite products stop the iteration with NaN eigenvalues and ``converged=False``.
     """
     if not 1 <= top_k <= dim:
@@ -101,6 +104,7 @@ def lanczos(
     theta = torch.full((1,), math.nan, dtype=torch.float64)
     vecs = torch.zeros(1, 1, dtype=torch.float64)
     res = torch.full((1,), math.inf, dtype=torch.float64)
+    evals = theta
     converged = False
     iterations = 0
     for j in range(steps):
@@ -149,6 +153,9 @@ def lanczos(
     ritz_vectors = (vecs[:m].T.to(dtype=dtype, device=device) @ basis.matrix()[:m]).contiguous()
     values = tuple(float(t) for t in theta)
     finite = all(math.isfinite(v) for v in values) and len(values) == top_k
+    estimate = res
+    if finite and len(evals) > top_k:
+        estimate = torch.minimum(res, _gap_error(evals, res, top_k))
     return LanczosOutput(
         eigenvalues=values
         if len(values) == top_k
@@ -156,6 +163,7 @@ def lanczos(
         eigenvectors=ritz_vectors,
         iterations=iterations,
         relative_residual=float(res.max()) if finite else math.nan,
+        error_estimate=float(estimate.max()) if finite else math.nan,
         converged=converged and finite,
     )
 

@@ -47,6 +47,13 @@ class SharpnessResult:
         relative_residual: ``max_i ||H v_i - l_i v_i|| / |l_i|`` over the returned pairs, an
             a-posteriori error bar: each ``l_i`` is within ``relative_residual * |l_i|`` of a
             true eigenvalue.
+        error_estimate: estimated relative error of the returned values. ``lanczos``: per
+            value the smaller of its relative residual and the residual-gap estimate
+            ``r^2 |l| / gap`` (Parlett; ``gap`` from the next Ritz value; the stopping rule
+            stops when it is ``<= tol``, or after two calm steps), the largest over the
+            values; ``power`` and
+            ``pyhessian`` have no gap estimate and report ``relative_residual``. An estimate,
+            not a bound: see docs/sharpness.md, "How early Lanczos may stop".
         converged: the stopping rule was met before ``max_iter`` and all values are finite.
         samples: number of data samples the Hessian was averaged over.
         seed: seed of the random start vector(s).
@@ -60,6 +67,7 @@ class SharpnessResult:
     iterations: int
     hvp_count: int
     relative_residual: float
+    error_estimate: float
     converged: bool
     samples: int
     seed: int

@@ -130,3 +130,19 @@ def test_lanczos_trusts_the_gap_estimate_from_the_third_step(seed: int) -> None:
     r = estimate_lambda_max(model, NO_DATA, loss_fn=identity_loss, tol=1e-3, start="random")
     assert r.converged and r.hvp_count == 3
     assert r.lambda_max == pytest.approx(50.0, rel=1e-3)
+
+
+@pytest.mark.parametrize("start", STARTS)
+@pytest.mark.parametrize("tol", [1e-2, 1e-3, 1e-4, 1e-6])
+def test_error_estimate_tracks_the_actual_error(tol: float, start: str) -> None:
+    # A clear gap (10 against at most 3): the residual-gap estimate the stopping rule uses is
+    # within a small factor above the actual error, while the residual bound is far above it.
+    spectrum = torch.cat([torch.linspace(-2.0, 3.0, 29), torch.tensor([10.0])]).double()
+    model = Quadratic(spectrum_matrix(spectrum))
+    r = estimate_lambda_max(model, NO_DATA, loss_fn=identity_loss, tol=tol, start=start)
+    error = abs(r.lambda_max - 10.0) / 10.0
+    assert r.converged and r.error_estimate <= tol
+    assert error <= r.error_estimate <= 3 * error
+    assert r.error_estimate < r.relative_residual / 5
+    p = estimate_lambda_max(model, NO_DATA, loss_fn=identity_loss, tol=tol, method="power")
+    assert p.error_estimate == p.relative_residual  # no gap estimate: the residual bound

@@ -87,6 +87,7 @@ def test_nan_is_reported() -> None:
         assert math.isnan(r.lambda_max) and not r.converged
         d = r.as_dict()
         assert d["lambda_max"] is None and d["converged"] is False
+        assert math.isnan(r.error_estimate) and d["error_estimate"] is None
         json.dumps(d, allow_nan=False)
 
 
