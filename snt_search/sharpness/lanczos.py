@@ -91,7 +91,7 @@ def lanczos(
     if max_iter < top_k:
         raise ValueError(f"max_iter ({max_iter}) must be >= top_k ({top_k}); raise max_iter")
     if not tol > 0:
-        raise ValueError(f"tol must be > 0, got {tol}")
+        raise ValueError(f"tol must be > 0 (a relative tolerance, e.g. 1e-3), got {tol}")
     steps = min(max_iter, dim)
     gen = torch.Generator().manual_seed(seed)
     q = start_vector(dim, gen, hint=start, device=device, dtype=dtype)

@@ -68,7 +68,7 @@ def power_iteration(
     if max_iter < 1:
         raise ValueError(f"max_iter must be >= 1, got {max_iter}")
     if not tol > 0:
-        raise ValueError(f"tol must be > 0, got {tol}")
+        raise ValueError(f"tol must be > 0 (a relative tolerance, e.g. 1e-3), got {tol}")
     gen = torch.Generator().manual_seed(seed)
     values: list[float] = []
     vectors: list[Tensor] = []

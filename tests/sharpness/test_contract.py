@@ -200,6 +200,9 @@ def test_invalid_arguments_explain_the_fix() -> None:
         estimate_lambda_max(model, [])
     with pytest.raises(ValueError, match="max_iter"):
         estimate_lambda_max(model, batches, top_k=3, max_iter=2)
+    for method in ("lanczos", "power"):
+        with pytest.raises(ValueError, match=r"tol must be > 0 \(a relative tolerance"):
+            estimate_lambda_max(model, batches, method=method, tol=-1.0)
     frozen = small_mlp().requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters"):
         estimate_lambda_max(frozen, batches)
