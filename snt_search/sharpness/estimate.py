@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .hvp import Batch, HessianVectorProduct, LossFn
-from .lanczos import LanczosOutput, lanczos
+from .lanczos import lanczos
 from .power import power_iteration
 from .reference import pyhessian_eigenvalues
 from .result import SharpnessResult, TraceResult
@@ -132,7 +132,7 @@ def estimate_lambda_max(
             )
             values, iterations, hvp_count = out.eigenvalues, out.iterations, hvp.count
             converged, residual = out.converged, out.relative_residual
-            error = out.error_estimate if isinstance(out, LanczosOutput) else residual
+            error = out.error_estimate
             used_backend = hvp.backend
     finite = all(math.isfinite(v) for v in values)
     return SharpnessResult(

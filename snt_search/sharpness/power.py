@@ -34,6 +34,11 @@ class PowerOutput:
     relative_residual: float
     converged: bool
 
+    @property
+    def error_estimate(self) -> float:
+        """Power iteration has no gap estimate: its error estimate is the residual bound."""
+        return self.relative_residual
+
 
 def power_iteration(
     matvec: Callable[[Tensor], Tensor],
