@@ -3,7 +3,9 @@
 Stages only read their inputs and return results; none reaches back into the driver. The
 trained model is never compressed in place: the compressor gets a deep copy, so base and
 compressed accuracy are measured on the same weights. Everything a trial measured is returned
-in :class:`TrialResult` (metrics, per-epoch curve, plugin reports), ready to be stored.
+in :class:`TrialResult` (metrics, per-epoch curve, plugin reports), ready to be stored; a
+model with non-finite outputs or a non-finite metric fails the trial instead
+(:class:`TrialFailed`, naming the stage and its plugins).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +98,9 @@ def run_trial(
 ) -> TrialResult:
     """Run one trial; raise :class:`TrialFailed` with the reason when it cannot be scored.
 
+    A trial is scored only when every model it evaluates gives finite outputs and every
+    metric it returns is finite; otherwise the reason names what was not finite, the stage
+    (``training``, ``sharpness``, ``compress``, ``sweep``) and the plugins that stage used.
     With ``checkpoint`` (a ``.safetensors`` path), training saves there after each epoch and a
     re-run of the same trial (after its worker was killed) continues from the last epoch.
     """
@@ -106,6 +111,12 @@ def run_trial(
     n_params = sum(p.numel() for p in model.parameters())
     optimizer = registry.get("optimizer", spec.plugins["optimizer"])
     assert isinstance(optimizer, Optimizer)
+    stages = {  # who made what each stage measured, for the failure reasons
+        "training": _names(spec, "backbone", "transform", "optimizer"),
+        "sharpness": _names(spec, "backbone", "transform", "optimizer"),
+        "compress": _names(spec, "compressor"),
+        "sweep": f"compressor {spec.sweep.compressor!r}" if spec.sweep else "",
+    }
     try:
         trained = train(
             model,
@@ -119,12 +130,14 @@ def run_trial(
             checkpoint=checkpoint,
         )
     except Diverged as exc:
-        raise TrialFailed(f"diverged: {exc}") from exc
+        raise TrialFailed(f"diverged: {stages['training']} (stage: training): {exc}") from exc
 
     test_loader = TensorLoader.from_bundle(
         data, "test", batch_size=spec.train.eval_batch_size, device=device
     )
     base_accuracy = evaluate(model, test_loader)
+    if not math.isfinite(base_accuracy):
+        raise _non_finite_outputs("trained model", stages, "training")
 
     sh = spec.sharpness
     x_s, y_s = _normalized_sample(data, sh.samples, seed=spec.seed, device=device)
@@ -136,38 +149,25 @@ def run_trial(
     sharpness_s = time.perf_counter() - start
     if not math.isfinite(sharp.lambda_max):
         raise TrialFailed(
-            f"lambda_max is {sharp.lambda_max}: the loss or its Hessian is not finite"
+            f"lambda_max is {sharp.lambda_max}, the loss or its Hessian is not finite: "
+            f"{stages['sharpness']} (stage: sharpness)"
         )
 
     compressor = registry.get("compressor", spec.plugins["compressor"])
     assert isinstance(compressor, Compressor)
     compressed = copy.deepcopy(model)
-    finetune_cfg = spec.train
-
-    def finetune(m: nn.Module, epochs: int) -> None:
-        from dataclasses import replace
-
-        cfg = replace(finetune_cfg, epochs=epochs, warmup_epochs=0.0)
-        try:
-            train(
-                m,
-                optimizer,
-                spec.params.get("optimizer", {}),
-                data,
-                cfg,
-                seed=spec.seed + 1,
-                device=device,
-            )
-        except Diverged as exc:
-            raise TrialFailed(f"diverged while fine-tuning the compressed model: {exc}") from exc
-
     x_c, y_c = _normalized_sample(data, 512, seed=spec.seed + 2, device=device)
     calibration = draw_batches(x_c, y_c, samples=len(y_c), batch_size=128, seed=spec.seed + 2)
     context = CompressionContext(
-        calibration=calibration, finetune=finetune, device=device, seed=spec.seed
+        calibration=calibration,
+        finetune=_finetuner(spec, optimizer, data, device, stages["compress"], "compress"),
+        device=device,
+        seed=spec.seed,
     )
     compress_report = compressor.compress(compressed, context, **spec.params.get("compressor", {}))
     compressed_accuracy = evaluate(compressed, test_loader)
+    if not math.isfinite(compressed_accuracy):
+        raise _non_finite_outputs("compressed model", stages, "compress")
     reports: dict[str, Any] = {
         "transform": transform_report,
         "sharpness": sharp.as_dict(),
@@ -177,9 +177,17 @@ def run_trial(
     if spec.sweep is not None:
         pruner = registry.get("compressor", spec.sweep.compressor)
         assert isinstance(pruner, Compressor)
+        finetune = _finetuner(spec, optimizer, data, device, stages["sweep"], "sweep")
         curve = sweep(
-            model, pruner, context, lambda m: evaluate(m, test_loader), spec.sweep.sparsities
+            model,
+            pruner,
+            replace(context, finetune=finetune),
+            lambda m: evaluate(m, test_loader),
+            spec.sweep.sparsities,
         )
+        for sparsity, accuracy in zip(curve.sparsities, curve.accuracies, strict=True):
+            if not math.isfinite(accuracy):
+                raise _non_finite_outputs(f"model pruned to {sparsity:g}", stages, "sweep")
         reports["sweep"] = {"compressor": spec.sweep.compressor, **curve.as_dict()}
         metrics.update(
             sweep_auc=curve.auc,
@@ -197,7 +205,72 @@ def run_trial(
         "sharpness_time_s": sharpness_s,
         "n_params": float(n_params),
     }
+    _check_finite(metrics, stages)
     return TrialResult(metrics=metrics, curve=trained.curve_dicts(), reports=reports)
+
+
+# The stage that measures each metric run_trial returns (others: "score").
+_STAGE_OF = {
+    "base_accuracy": "training",
+    "train_time_s": "training",
+    "images_per_s": "training",
+    "n_params": "training",
+    "lambda_max": "sharpness",
+    "sharpness_time_s": "sharpness",
+    "compressed_accuracy": "compress",
+    "accuracy_drop": "compress",
+    "sweep_auc": "sweep",
+    "sweep_mean_accuracy": "sweep",
+    "sweep_accuracy_drop": "sweep",
+}
+
+
+def _names(spec: TrialSpec, *kinds: str) -> str:
+    """``"backbone 'mixer_s', transform 'snt'"``: the spec's plugins of ``kinds``."""
+    return ", ".join(f"{kind} {spec.plugins[kind]!r}" for kind in kinds)
+
+
+def _non_finite_outputs(model: str, stages: dict[str, str], stage: str) -> TrialFailed:
+    return TrialFailed(
+        f"{model} gives non-finite outputs: {stages[stage]} (stage: {stage}); a model whose "
+        f"outputs are NaN or infinite has no accuracy, so the trial has no result"
+    )
+
+
+def _check_finite(metrics: dict[str, float], stages: dict[str, str]) -> None:
+    """Raise :class:`TrialFailed` naming the first metric that is NaN or infinite."""
+    for name, value in metrics.items():
+        if not math.isfinite(value):
+            stage = _STAGE_OF.get(name, "score")
+            who = stages.get(stage) or "every plugin of the trial"
+            raise TrialFailed(
+                f"metric {name} is {value}, not a finite number: {who} (stage: {stage}); "
+                f"a trial's metrics must all be finite to be a result"
+            )
+
+
+def _finetuner(
+    spec: TrialSpec,
+    optimizer: Optimizer,
+    data: DataBundle,
+    device: torch.device,
+    plugins: str,
+    stage: str,
+) -> Callable[[nn.Module, int], None]:
+    """The ``finetune(model, epochs)`` a compressor gets: the trial's training, no warm-up."""
+
+    def finetune(m: nn.Module, epochs: int) -> None:
+        cfg = replace(spec.train, epochs=epochs, warmup_epochs=0.0)
+        params = spec.params.get("optimizer", {})
+        try:
+            train(m, optimizer, params, data, cfg, seed=spec.seed + 1, device=device)
+        except Diverged as exc:
+            raise TrialFailed(
+                f"diverged while fine-tuning the compressed model: {plugins}, optimizer "
+                f"{spec.plugins['optimizer']!r} (stage: {stage}): {exc}"
+            ) from exc
+
+    return finetune
 
 
 def _normalized_sample(

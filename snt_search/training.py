@@ -3,8 +3,10 @@
 ``train`` steps any optimizer plugin (one pass, or SAM's two passes with BatchNorm statistics
 frozen in the second), applies linear warm-up then cosine decay per step (the paper's
 schedule), evaluates after each epoch and reports an :class:`EpochStats` to ``on_epoch``. A NaN
-or infinite loss stops training at once with :class:`Diverged`: a diverged run is a failed
-trial, never a result.
+or infinite loss, or non-finite outputs on the test set after an epoch, stop training with
+:class:`Diverged`: a diverged run is a failed trial, never a result. The clock
+(``TrainResult.seconds``: ``train_time_s``) starts after one-time set-up such as building the
+C++ Eq. 1 kernels (up to ~20 s on a cold cache).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .allocator import reuse_freed_memory
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import TensorLoader
+from .layers import LBiasPReLU, eq1_op
 from .precision import autocast_dtype, depthwise_fp32, fp32_depthwise, use_channels_last
 from .specs import DataBundle, Optimizer
 
@@ -33,7 +36,7 @@ __all__ = ["Diverged", "EpochStats", "TrainResult", "evaluate", "frozen_bn_stats
 
 
 class Diverged(RuntimeError):
-    """The training loss became NaN or infinite."""
+    """The training loss, or the model's outputs on the test set, became NaN or infinite."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,11 @@ class EpochStats:
 
 @dataclass
 class TrainResult:
+    """``seconds``: wall-clock time of the training epochs (batches, forward, backward, steps),
+    resumed ones included; not the set-up before the first step (model, optimizer, native
+    kernels) nor the evaluation after each epoch. ``images``: images trained on in that time.
+    """
+
     curve: list[EpochStats] = field(default_factory=list)
     seconds: float = 0.0
     images: int = 0
@@ -76,19 +84,30 @@ def frozen_bn_stats(model: nn.Module) -> Iterator[None]:
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader: TensorLoader) -> float:
-    """Top-1 accuracy in percent; the model's train/eval mode is restored afterwards."""
+    """Top-1 accuracy in percent, or NaN when any logit is NaN or infinite.
+
+    A model with non-finite outputs has no accuracy (``argmax`` of a NaN row is an arbitrary
+    class), so callers must treat NaN as a failure. The model's train/eval mode is restored
+    afterwards.
+    """
     was_training = model.training
     model.eval()
     correct = total = 0
+    finite: torch.Tensor | None = None  # all logits so far finite; read once at the end
     channels_last = model_is_channels_last(model)
     try:
         for x, y in loader:
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            correct += int((model(x).argmax(dim=1) == y).sum())
+            logits = model(x)
+            ok = torch.isfinite(logits).all()
+            finite = ok if finite is None else finite & ok
+            correct += int((logits.argmax(dim=1) == y).sum())
             total += len(y)
     finally:
         model.train(was_training)
+    if finite is not None and not bool(finite):
+        return math.nan
     return 100.0 * correct / max(total, 1)
 
 
@@ -158,6 +177,7 @@ def _train(
 ) -> TrainResult:
     device = torch.device(device)
     model.to(device)
+    _build_native_kernels(model, device)  # once per process, before any step is timed
     amp = autocast_dtype(cfg.precision, device)
     channels_last = use_channels_last(model, cfg.memory_format)
     if channels_last:
@@ -241,11 +261,19 @@ def _train(
         mean_loss = float(loss_sum) / max(seen, 1)
         if not math.isfinite(mean_loss):
             raise Diverged(f"training loss became {mean_loss} in epoch {epoch + 1}; lower train.lr")
+        test_accuracy = evaluate(model, test_loader)
+        if not math.isfinite(test_accuracy):
+            raise Diverged(
+                f"the model gives non-finite outputs on the test set (eval mode) after epoch "
+                f"{epoch + 1}, though its training loss {mean_loss:.4g} is finite; check the "
+                f"eval-mode forward of the backbone and transform, or lower train.lr "
+                f"(lr {cfg.lr:g})"
+            )
         stats = EpochStats(
             epoch=epoch + 1,
             loss=mean_loss,
             train_accuracy=100.0 * int(correct) / max(seen, 1),
-            test_accuracy=evaluate(model, test_loader),
+            test_accuracy=test_accuracy,
             seconds=seconds,
         )
         result.curve.append(stats)
@@ -260,6 +288,17 @@ def _train(
         if on_epoch is not None:
             on_epoch(stats)
     return result
+
+
+def _build_native_kernels(model: nn.Module, device: torch.device) -> None:
+    """Build (or load from the disk cache) the C++ kernels ``model``'s layers use on ``device``.
+
+    :class:`~snt_search.layers.LBiasPReLU` builds its Eq. 1 kernels on its first CPU forward
+    (once per process; seconds, or ~20 s for the operator on a cold cache); :func:`train`
+    calls this before its clock starts so that build is not timed as training.
+    """
+    if device.type == "cpu" and any(isinstance(m, LBiasPReLU) for m in model.modules()):
+        eq1_op.ops()
 
 
 def model_is_channels_last(model: nn.Module) -> bool:
