@@ -25,8 +25,12 @@ def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.T
     return (x.float().div_(255.0) - mean) / std
 
 
-def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """Random crop after ``pad`` pixels of zero padding, then random horizontal flip (batched)."""
+def augment(
+    x: torch.Tensor, generator: torch.Generator, pad: int = 4, *, hflip: bool = True
+) -> torch.Tensor:
+    """Random crop after ``pad`` pixels of zero padding, then (``hflip``) random horizontal flip.
+
+    Batched. ``hflip=False`` for data whose label a mirror image changes (digits, text)."""
     b, _, h, w = x.shape
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
     dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
@@ -36,6 +40,8 @@ def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.
     batch = torch.arange(b, device=x.device)[:, None, None, None]
     chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
     out = padded[batch, chans, rows, cols]
+    if not hflip:
+        return out
     flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)[:, None, None, None]
     return torch.where(flip, out.flip(3), out)
 
@@ -53,6 +59,7 @@ class TensorLoader:
         batch_size: int,
         shuffle: bool = False,
         augment: bool = False,
+        hflip: bool = True,
         drop_last: bool = False,
         seed: int = 0,
         device: torch.device | str = "cpu",
@@ -68,6 +75,7 @@ class TensorLoader:
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.augment = augment
+        self.hflip = hflip
         self.drop_last = drop_last
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
@@ -79,6 +87,7 @@ class TensorLoader:
     @classmethod
     def from_bundle(cls, data: DataBundle, split: str, **kwargs: object) -> TensorLoader:
         x, y = (data.train_x, data.train_y) if split == "train" else (data.test_x, data.test_y)
+        kwargs.setdefault("hflip", data.hflip)
         return cls(x, y, mean=data.mean, std=data.std, **kwargs)  # type: ignore[arg-type]
 
     def __len__(self) -> int:
@@ -93,5 +102,5 @@ class TensorLoader:
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             xb = self.x[idx]
             if self.augment:
-                xb = augment(xb, self.generator)
+                xb = augment(xb, self.generator, hflip=self.hflip)
             yield normalize(xb, self.mean, self.std), self.y[idx]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from snt_search.registry import get_registry
@@ -66,3 +67,35 @@ def test_subset_is_seeded() -> None:
     assert (a.train_x == b.train_x).all() and not (
         data.subset(50, 20, seed=2).train_x == a.train_x
     ).all()
+
+
+def test_digits_are_never_mirrored_while_other_data_may_be() -> None:
+    from snt_search.data import TensorLoader
+
+    digits = get_registry().get("dataset", "digits").load(DataRequest())
+    assert digits.hflip is False  # a mirrored 2 or 5 is no digit
+    columns = torch.arange(32, dtype=torch.uint8) * 7 + 1  # brighter to the right
+    x = columns.view(1, 1, 1, 32).expand(64, 3, 32, 32).contiguous()
+    y = torch.zeros(len(x), dtype=torch.int64)
+
+    def mirrored(hflip: bool) -> int:
+        loader = TensorLoader(
+            x, y, mean=(0.0,) * 3, std=(1.0,) * 3, batch_size=64, augment=True, hflip=hflip
+        )
+        (xb, _), *_ = list(loader)
+        rows = xb[:, 0, 16, 8:24]  # inside the image whatever the crop (at most 4 px off)
+        return int((rows[:, 0] > rows[:, -1]).sum())
+
+    assert mirrored(False) == 0
+    assert mirrored(True) > 0  # the same batch with flips allowed: some rows come mirrored
+
+
+def test_imagefolder_hflip_is_a_parameter(tmp_path: Path) -> None:
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / split / cls / "0.png")
+    plugin = get_registry().get("dataset", "imagefolder")
+    request = DataRequest(data_dir=tmp_path)
+    assert plugin.load(request, image_size=8).hflip is True
+    assert plugin.load(request, image_size=8, hflip=False).hflip is False

@@ -46,6 +46,7 @@ class DataBundle:
     classes: tuple[str, ...]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    hflip: bool = True  # a mirror image keeps its label (False: digits, text); used by augment
 
     @property
     def num_classes(self) -> int:

@@ -40,4 +40,5 @@ class Digits(Dataset):
             classes=tuple(str(i) for i in range(10)),
             mean=mean,
             std=std,
+            hflip=False,  # a mirrored 2, 3, 5 or 7 is no digit: crop-only augmentation
         )

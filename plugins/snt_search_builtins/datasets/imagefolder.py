@@ -16,7 +16,7 @@ from ._convert import channel_stats, stack_hwc
 class ImageFolderDataset(Dataset):
     """Images from --data-dir with train/ and test/ class folders (torchvision ImageFolder)."""
 
-    defaults = {"image_size": 32}
+    defaults = {"image_size": 32, "hflip": True}  # hflip: does a mirror image keep its label?
 
     def load(self, request: DataRequest, **params: Any) -> DataBundle:
         p = self.resolve_params(params)
@@ -59,4 +59,13 @@ class ImageFolderDataset(Dataset):
         train_x, train_y = read(train)
         test_x, test_y = read(test)
         mean, std = channel_stats(train_x)
-        return DataBundle(train_x, train_y, test_x, test_y, tuple(train.classes), mean, std)
+        return DataBundle(
+            train_x,
+            train_y,
+            test_x,
+            test_y,
+            tuple(train.classes),
+            mean,
+            std,
+            hflip=bool(p["hflip"]),
+        )
