@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 
 from .objective import TrialObjective
@@ -35,6 +34,7 @@ from .pipeline import run_trial
 from .progress import StudyProgress
 from .recording import finished_counts, record_study
 from .registry import Registry, get_registry
+from .samplers import make_sampler
 from .space import Space, SpaceError
 from .storage import DEFAULT_STORAGE, GRACE_S, HEARTBEAT_S, open_storage
 from .workers import run_workers, split, threads_per_worker
@@ -94,22 +94,6 @@ class StudyOutcome:
     front: list[dict[str, Any]] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # workers that did not end normally
-
-
-def make_sampler(space: Space, stream: int = 0) -> optuna.samplers.BaseSampler:
-    """The sampler the space names, seeded from the space's seed and ``stream``.
-
-    Workers (and resumed runs) pass distinct ``stream`` numbers so that they do not draw the
-    same parameters; ``stream=0`` gives the same sequence every time.
-    """
-    seed = int(np.random.SeedSequence([space.seed, stream]).generate_state(1)[0])
-    if space.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
-    if space.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
-    if space.sampler == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
-    return optuna.samplers.RandomSampler(seed=seed)
 
 
 def open_study(

@@ -21,10 +21,11 @@ from .constraints import Constraint
 from .early_stop import EarlyStop
 from .registry import Registry
 from .resources import TrialResources
+from .samplers import FACTORIES
 
 __all__ = ["METRICS", "SAMPLERS", "Dimension", "Space", "SpaceError", "load_space"]
 
-SAMPLERS = ("nsga2", "tpe", "random", "gp")
+SAMPLERS = tuple(FACTORIES)  # the names a space may give as [study] sampler
 METRICS = {
     "lambda_max": "minimize",
     "accuracy_drop": "minimize",

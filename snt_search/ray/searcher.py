@@ -12,8 +12,18 @@ Contract (Ray's ``Searcher``): ``suggest`` returns the config of a new trial (se
 ``target`` finished trials (or after ``MAX_UNEXPECTED_IN_A_ROW`` unexpected errors in a row,
 which it records in the study attribute ``ray_experiment_state`` as ``aborted``);
 ``on_trial_result``/``on_trial_complete`` record and tell; ``save``/``restore`` carry the map
-of live Ray trials to Optuna trials and the sampler's state (its random generator), so a
-restored experiment neither loses nor repeats trials.
+of live Ray trials to Optuna trials and what rebuilds the sampler, so a restored experiment
+neither loses nor repeats trials.
+
+The saved state (:meth:`StudySearcher.get_state`) is plain data, never a live object (Optuna's
+samplers hold locks): the live map, the count of unexpected errors in a row, and the sampler's
+name, seed, stream and study. A searcher brought back (``set_state``/``restore``, or unpickled
+from Ray's ``tuner.pkl``) reopens the study and rebuilds the sampler from
+:data:`snt_search.samplers.FACTORIES` on a new stream derived from the saved one and the number
+of trials the study holds then (:func:`snt_search.samplers.make_sampler` ``restart``): every
+sampler reads its history (NSGA-II's generations, TPE's and GP's past trials) from the study,
+and the new stream keeps the restored experiment from drawing again what the first run drew
+after its last save (those trials are queued again with their own parameters).
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from __future__ import annotations
 import json
 import pickle
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import optuna
@@ -37,6 +47,7 @@ from ..driver import (
     record_study,
 )
 from ..early_stop import front_floor
+from ..samplers import make_sampler
 from ..space import Space
 from ..trial_spec import sample
 from .record import ATTR_EXPERIMENT, STATE_ATTR, fail_and_requeue, record_outcome
@@ -88,16 +99,17 @@ class StudySearcher(Searcher):
         self._live: dict[str, _Live] = {}
         self._unexpected = 0
         self._aborted: str | None = None
-        self._sampler_state: bytes | None = None
+        self._restored = False  # brought back from a save: rebuild the sampler on a new stream
         self._study: optuna.Study | None = None
 
     @property
     def study(self) -> optuna.Study:
-        """The study, opened on first use (also after unpickling) with the saved sampler."""
+        """The study, opened on first use; after a restore, with the sampler rebuilt."""
         if self._study is None:
             study = open_study(self._space, self._options, stream=self._stream)
-            if self._sampler_state is not None:
-                study.sampler = pickle.loads(self._sampler_state)
+            if self._restored:
+                asked = len(study.get_trials(deepcopy=False))
+                study.sampler = make_sampler(self._space, self._stream, restart=asked)
             # After a restore, Ray may run again a trial the study already has: its state was
             # saved before the trial ended. Forget it; its repeated result is ignored.
             running = {t._trial_id for t in study.get_trials(deepcopy=False, states=(RUNNING,))}
@@ -216,17 +228,41 @@ class StudySearcher(Searcher):
         return live.handle
 
     def get_state(self) -> dict[str, Any]:
-        sampler = self._sampler_state
-        if self._study is not None:
-            sampler = pickle.dumps(self._study.sampler)
-        live = {rid: _Live(v.trial_id, v.number, v.attempt) for rid, v in self._live.items()}
+        """Plain data (dicts, ints, strs) that :meth:`set_state` restores; see the module."""
+        live = {
+            rid: {"trial_id": v.trial_id, "number": v.number, "attempt": v.attempt}
+            for rid, v in self._live.items()
+        }
+        sampler = {
+            "name": self._space.sampler,
+            "seed": self._space.seed,
+            "stream": self._stream,
+            "study": self._options.name(self._space),
+        }
         return {"live": live, "sampler": sampler, "unexpected": self._unexpected}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self._live = dict(state["live"])
-        self._sampler_state = state["sampler"]
+        """Restore :meth:`get_state`'s output; the sampler is rebuilt when the study reopens.
+
+        Raises ``ValueError`` if the state was saved for another study, sampler or seed."""
+        sampler = state["sampler"]
+        if isinstance(sampler, dict):  # (older versions saved a pickled sampler: ignored)
+            ours = self.get_state()["sampler"]
+            for key, label in (("study", "study"), ("name", "sampler"), ("seed", "seed")):
+                if sampler.get(key) != ours[key]:
+                    raise ValueError(
+                        f"the searcher state was saved for {label} {sampler.get(key)!r}, but "
+                        f"this searcher runs {label} {ours[key]!r}; restore the Ray experiment "
+                        f"with the space and study it was started with, or start a new one"
+                    )
+            self._stream = int(sampler["stream"])
+        self._live = {
+            rid: _Live(**v) if isinstance(v, dict) else replace(v, handle=None)
+            for rid, v in state["live"].items()
+        }
         self._unexpected = int(state.get("unexpected", 0))
-        self._study = None  # reopened with the restored sampler on first use
+        self._restored = True
+        self._study = None  # reopened, with the sampler rebuilt, on first use
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as fh:
@@ -237,8 +273,9 @@ class StudySearcher(Searcher):
             self.set_state(pickle.load(fh))
 
     def __getstate__(self) -> dict[str, Any]:
+        """The searcher for Ray's ``tuner.pkl``: no study (storages hold connections and
+        locks) and no trial handles; the copy reopens the study and rebuilds its sampler."""
         state = self.__dict__.copy()
-        saved = self.get_state()
-        state["_live"], state["_sampler_state"] = saved["live"], saved["sampler"]
-        state["_study"] = None  # storages hold connections and locks; reopen after unpickling
+        state["_live"] = {rid: replace(v, handle=None) for rid, v in self._live.items()}
+        state["_study"], state["_restored"] = None, True
         return state

@@ -9,16 +9,20 @@ from typing import Any
 
 import optuna
 import pytest
+from conftest import TINY_SPACE
 from optuna.trial import TrialState
 
 from snt_search.driver import MAX_UNEXPECTED_IN_A_ROW, StudyOptions
 from snt_search.ray.experiments import requeue_orphans
 from snt_search.ray.searcher import StudySearcher
 from snt_search.ray.trainable import RESULT_KEY
+from snt_search.samplers import FACTORIES
 from snt_search.space import Space, load_space
 from snt_search.trial_spec import TrialSpec
 
+RUNNING = TrialState.RUNNING
 STORAGE = "sqlite:///s.db"
+UNIT = optuna.distributions.FloatDistribution(0.0, 1.0)
 METRICS = {"lambda_max": 2.5, "accuracy_drop": 1.5, "base_accuracy": 80.0}
 
 
@@ -108,7 +112,7 @@ def test_a_trial_ray_gave_up_on_is_failed_and_queued_again_with_its_parameters(
     assert again.params == lost.params and again.system_attrs["failed_trial"] == 0
 
 
-def test_restored_searcher_finishes_live_trials_and_continues_the_sampler(
+def test_restored_searcher_finishes_live_trials_and_draws_on_a_new_stream(
     space: Space, tmp_path: Path
 ) -> None:
     searcher = _searcher(space, target=5)
@@ -116,8 +120,8 @@ def test_restored_searcher_finishes_live_trials_and_continues_the_sampler(
     assert config is not None
     saved = tmp_path / "searcher.pkl"
     searcher.save(str(saved))
-    next_draw = searcher.suggest("r2")  # what the sampler draws next, from the saved state
-    assert next_draw is not None
+    lost_draw = searcher.suggest("r2")  # asked after the save: queued again after a restore
+    assert lost_draw is not None
 
     restored = pickle.loads(pickle.dumps(_searcher(space, target=5)))  # as from tuner.pkl
     restored.restore(str(saved))
@@ -125,7 +129,72 @@ def test_restored_searcher_finishes_live_trials_and_continues_the_sampler(
     assert _trials()[0].state == TrialState.COMPLETE  # the right Optuna trial got the result
     redraw = restored.suggest("r3")
     assert redraw is not None and redraw["trial"] == 2
-    assert _trials()[2].params == _trials()[1].params  # the same draw as before the save
+    assert _trials()[2].params != _trials()[1].params  # not the first run's draw again
+
+
+def test_a_restored_sampler_is_reproducible_until_the_study_grows(space: Space) -> None:
+    """Restores of one state draw the same while the study holds the same trials; once it
+    holds more (a restored run asked some, then died), a restore draws afresh."""
+    searcher = _searcher(space, target=5)
+    assert searcher.suggest("r1") is not None
+    state = searcher.get_state()
+
+    def draw_after_restore() -> float:
+        restored = _searcher(space, target=5)
+        restored.set_state(state)
+        study = restored.study  # the sampler is rebuilt here
+        return float(study.sampler.sample_independent(study, _trials()[0], "x", UNIT))
+
+    first = draw_after_restore()
+    assert draw_after_restore() == first
+    assert searcher.suggest("r2") is not None
+    assert draw_after_restore() != first
+
+
+def _plain(value: object) -> bool:
+    """Whether ``value`` is built of dicts, lists, strs, numbers, bools and None only."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+@pytest.mark.parametrize("sampler", FACTORIES)
+def test_the_saved_state_is_plain_data_with_every_sampler(
+    sampler: str, tiny_space: Path, tmp_path: Path
+) -> None:
+    tiny_space.write_text(TINY_SPACE.replace('sampler = "random"', f'sampler = "{sampler}"'))
+    space = load_space(tiny_space)
+    searcher = _searcher(space, target=5)
+    first, second = searcher.suggest("r1"), searcher.suggest("r2")
+    assert first is not None and second is not None
+    searcher.on_trial_complete("r1", _done(first, {"metrics": METRICS}))
+    searcher.on_trial_result("r2", _report(second))
+
+    state = searcher.get_state()
+    data = pickle.dumps(state)  # optuna 5.1's NSGAIISampler holds a lock: never pickled
+    assert _plain(state) and b"optuna" not in data
+    assert state["live"] == {"r2": {"trial_id": 2, "number": 1, "attempt": "a1"}}
+    assert state["sampler"] == {"name": sampler, "seed": 0, "stream": 0, "study": "tiny"}
+    searcher.save(str(tmp_path / "searcher.pkl"))
+    copy = pickle.loads(pickle.dumps(searcher))  # tuner.pkl, with the study open
+    assert copy.get_state() == state
+
+    restored = _searcher(space, target=5)
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    restored.on_trial_complete("r2", _done(second, {"metrics": METRICS}))
+    third = restored.suggest("r3")
+    assert third is not None and third["trial"] == 2
+    assert isinstance(restored.study.sampler, type(searcher.study.sampler))
+    assert [t.state for t in _trials().values()] == [TrialState.COMPLETE] * 2 + [RUNNING]
+
+
+def test_a_state_saved_for_another_study_or_sampler_is_refused(space: Space) -> None:
+    state = _searcher(space).get_state()
+    other = {**state, "sampler": {**state["sampler"], "name": "nsga2"}}
+    with pytest.raises(ValueError, match="saved for sampler 'nsga2', but this searcher runs "):
+        _searcher(space).set_state(other)
 
 
 def test_after_a_restore_trials_the_study_already_finished_are_ignored(space: Space) -> None:
