@@ -8,8 +8,16 @@ parameters and resumes from its last per-epoch checkpoint, ``<out>/checkpoints/`
 
 With ``workers=N`` the missing trials are split over N spawned processes sharing the storage
 (see :mod:`snt_search.workers`); any number of such commands on any number of machines may
-share one study: each worker stops once the study has ``n_trials`` finished trials (a few more
-can finish when workers race for the last ones).
+share one study, and together they finish exactly ``n_trials`` trials. Before running a trial
+a worker counts the trials numbered below it that have finished or still may (RUNNING or
+WAITING: :func:`~snt_search.recording.trials_ahead`); when they already make ``n_trials``,
+the trial is *surplus*: it is marked FAIL without running, with the user attribute ``surplus``
+and no ``fail_reason`` (so it never counts, and samplers ignore it), and the worker stops.
+Storages number trials in the order they create them (RDB storages lock the study's row, a
+journal is one ordered log), so of two workers racing for the last trial only the
+lower-numbered one runs. If a trial ahead dies instead (``kill -9``), the study ends short of
+``n_trials``: workers still running go on, and the same command run again once its
+heartbeat is stale (``grace_s``) finishes the study.
 
 Everything a trial measured is stored as its user attributes (configuration, metrics, the
 per-epoch curve, reports, the sparsity sweep when present), and the study keeps its Pareto
@@ -32,7 +40,7 @@ from .objective import TrialObjective
 from .pareto import front_rows, write_front
 from .pipeline import run_trial
 from .progress import StudyProgress
-from .recording import finished_counts, record_study
+from .recording import finished_counts, record_study, trials_ahead
 from .registry import Registry, get_registry
 from .samplers import make_sampler
 from .space import Space, SpaceError
@@ -53,6 +61,7 @@ __all__ = [
 
 MAX_UNEXPECTED_IN_A_ROW = 3  # unexpected errors in a row that stop a worker (a bug, not a config)
 RESUME_HINT = "run the same command again to resume"
+_OPTUNA_TRIAL_LOG = "optuna.study._optimize"  # the logger of Optuna's "Trial N failed" warnings
 
 
 class StudyAborted(RuntimeError):
@@ -222,8 +231,10 @@ def run_worker(
 ) -> int:
     """Run up to ``quota`` trials of the (existing) study; return how many ran.
 
-    Stops early once the study has ``options.n_trials`` finished trials (other workers count),
-    and raises :class:`StudyAborted` after ``MAX_UNEXPECTED_IN_A_ROW`` unexpected errors.
+    Stops early once the study has ``options.n_trials`` finished trials (other workers count)
+    or at a surplus trial, which it fails without running (see the module docstring: the study
+    never gets more than ``n_trials`` finished trials), and raises :class:`StudyAborted` after
+    ``MAX_UNEXPECTED_IN_A_ROW`` unexpected errors in a row.
     ``stream`` seeds the sampler (default: the number of trials so far); ``storage`` reuses
     an opened storage.
     """
@@ -237,16 +248,53 @@ def run_worker(
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(space, stream))
     objective = TrialObjective(space, options, registry, runner, progress, study)
+    guarded = _SurplusGuard(objective, study, options.n_trials)
+    optuna_log, keep = logging.getLogger(_OPTUNA_TRIAL_LOG), guarded.keep_record
+    optuna_log.addFilter(keep)
     ran = 0
-    for _ in range(quota):
-        if finished_counts(study)["total"] >= options.n_trials:
-            break
-        study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[record_study])
-        ran += 1
-        if objective.unexpected_in_a_row >= MAX_UNEXPECTED_IN_A_ROW:
-            raise StudyAborted(
-                f"{objective.unexpected_in_a_row} trials in a row failed with unexpected errors "
-                f"(last: {objective.last_reason}); that looks like a bug or a broken environment "
-                f"rather than a bad configuration. Fix it, then {RESUME_HINT}."
-            )
+    try:
+        for _ in range(quota):
+            if finished_counts(study)["total"] >= options.n_trials:
+                break
+            study.optimize(guarded, n_trials=1, catch=(Exception,), callbacks=[record_study])
+            if guarded.surplus is not None:
+                break
+            ran += 1
+            if objective.unexpected_in_a_row >= MAX_UNEXPECTED_IN_A_ROW:
+                raise StudyAborted(
+                    f"{objective.unexpected_in_a_row} trials in a row failed with unexpected "
+                    f"errors (last: {objective.last_reason}); that looks like a bug or a broken "
+                    f"environment rather than a bad configuration. Fix it, then {RESUME_HINT}."
+                )
+    finally:
+        optuna_log.removeFilter(keep)
     return ran
+
+
+class _Surplus(Exception):
+    """Raised for a surplus trial, so that Optuna marks it FAIL: never a result, never counted."""
+
+
+class _SurplusGuard:
+    """The objective, run only for a trial within the study's target (module docstring)."""
+
+    def __init__(self, objective: TrialObjective, study: optuna.Study, n_trials: int) -> None:
+        self.objective, self.study, self.n_trials = objective, study, n_trials
+        self.surplus: int | None = None  # the number of the trial ended without running
+
+    def __call__(self, trial: optuna.Trial) -> list[float]:
+        ahead = trials_ahead(self.study, trial.number)
+        if ahead < self.n_trials:
+            return self.objective(trial)
+        why = (
+            f"not run: the {ahead} trials before it had finished or were running or queued, "
+            f"and the study asks for {self.n_trials} finished trials (--trials)"
+        )
+        trial.set_user_attr("surplus", why)
+        self.surplus = trial.number
+        raise _Surplus(why)
+
+    def keep_record(self, record: logging.LogRecord) -> bool:
+        """A logging filter: drop Optuna's "Trial N failed" warnings of the surplus trial."""
+        surplus = self.surplus
+        return surplus is None or not record.getMessage().startswith(f"Trial {surplus} failed")

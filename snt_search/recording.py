@@ -9,7 +9,9 @@ attributes of Optuna's ``RetryFailedTrialCallback`` (``failed_trial``: the origi
 number, so the repeat finds its checkpoint; ``retry_history``).
 
 The study itself keeps its Pareto front and hypervolume history (:func:`record_study`), and
-:func:`finished_counts` says how many trials have finished, for every driver's stopping rule.
+:func:`finished_counts` says how many trials have finished, for every driver's stopping rule,
+and :func:`trials_ahead` how many before a given trial count or may still count, which the
+local driver uses to never finish more trials than asked.
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ from optuna.trial import FrozenTrial, TrialState
 from . import hypervolume
 from .constraints import Constraint, constraint_values
 
-__all__ = ["finished_counts", "record_end", "record_result", "record_study", "requeue"]
+__all__ = [
+    "finished_counts",
+    "record_end",
+    "record_result",
+    "record_study",
+    "requeue",
+    "trials_ahead",
+]
 
 
 def record_result(
@@ -98,6 +107,28 @@ def finished_counts(study: optuna.Study) -> dict[str, int]:
             counts["failed"] += 1
     counts["total"] = sum(counts.values())
     return counts
+
+
+_COUNTS_OR_MAY = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+
+
+def trials_ahead(study: optuna.Study, number: int) -> int:
+    """Trials numbered below ``number`` that count towards the target or still may.
+
+    That is those :func:`finished_counts` counts, plus the RUNNING and WAITING ones (they end
+    counted unless their worker dies or is interrupted). A worker runs trial ``number`` only
+    while this is below the target ``n``: every storage numbers trials in the order it creates
+    them, so never more than ``n`` trials that pass it finish (see :mod:`snt_search.driver`).
+    """
+    ahead = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.number >= number:
+            continue
+        if t.state in _COUNTS_OR_MAY or (
+            t.state == TrialState.FAIL and "fail_reason" in t.user_attrs
+        ):
+            ahead += 1
+    return ahead
 
 
 def record_study(study: optuna.Study, _trial: optuna.trial.FrozenTrial | None = None) -> None:
