@@ -7,7 +7,9 @@
 
 Built-in plugins (distribution ``snt-search``) go through the same path as a third party's.
 A broken plugin is kept as a :class:`PluginRecord` with ``error`` set to ``dist[entry]: cause``
-and listed by ``snt-search plugins``; ``strict=True`` raises instead. Setting the environment
+and listed by ``snt-search plugins``; ``strict=True`` raises instead. Asking for a broken
+plugin by name (``get``, a space's ``[plugins]``) reports its cause and the fix
+(``Registry.why_broken``), never a bare "not installed". Setting the environment
 variable ``SNT_SEARCH_DISABLE_PLUGIN_AUTOLOAD=1`` loads built-ins only (as pytest's
 ``PYTEST_DISABLE_PLUGIN_AUTOLOAD``), which is the way out when a third-party plugin misbehaves.
 """
@@ -177,9 +179,9 @@ class Registry:
         if record is None and ":" in name:
             return self._with_argument(kind, name)
         if record is None or record.plugin is None:
-            broken = next((r for r in self.records if r.kind == kind and r.name == name), None)
+            broken = self.why_broken(kind, name)
             if broken is not None:
-                raise PluginError(f"{kind} {name!r} is installed but broken: {broken.error}")
+                raise PluginError(f"{kind} {name!r} is installed but broken: {broken}")
             available = ", ".join(self.names(kind)) or "(none)"
             raise PluginError(
                 f"no {kind} named {name!r}; available: {available}. "
@@ -188,6 +190,23 @@ class Registry:
         instance = record.plugin()
         instance.name = name
         return instance
+
+    def why_broken(self, kind: str, name: str) -> str | None:
+        """Why plugin ``name`` of ``kind`` (or the base of ``base:argument``) is installed but
+        unusable: its own error (``dist[entry]: cause``) and the fix; ``None`` when no working
+        plugin has that name and no broken one does either, or when a working one does."""
+        if not any(r.kind == kind and r.name == name for r in self.records):
+            name = name.partition(":")[0]
+        if self._find_ok(kind, name) is not None:
+            return None
+        record = next((r for r in self.records if r.kind == kind and r.name == name), None)
+        if record is None:
+            return None
+        uninstall = "" if record.builtin else f", or pip uninstall {record.dist}"
+        return (
+            f"{record.error}. Fix: make it importable (install what the error names, or "
+            f"reinstall {record.dist}){uninstall}; `snt-search plugins` lists it as BROKEN"
+        )
 
     def has(self, kind: str, name: str) -> bool:
         """Whether ``get(kind, name)`` would succeed (``base:argument`` names included)."""
@@ -202,6 +221,9 @@ class Registry:
         base, _, argument = name.partition(":")
         record = self._find_ok(kind, base)
         factory = getattr(record.plugin, "with_argument", None) if record else None
+        broken = self.why_broken(kind, base) if record is None else None
+        if broken is not None:
+            raise PluginError(f"{kind} {name!r}: {kind} {base!r} is installed but broken: {broken}")
         if factory is None:
             raise PluginError(
                 f"no {kind} named {name!r}: names of the form 'base:argument' need a {kind} "

@@ -5,14 +5,20 @@ A space is validated twice: its shape when the file is read (``load_space``, the
 :mod:`.space_file`), its plugin names
 and parameter names against the installed plugins (``Space.check``). Every error names the
 file, the key and what is allowed. See docs/spaces.md for the format.
+
+Command-line overrides (``--set KEY=VALUE``, ``--dataset NAME``) go through
+``Space.with_overrides``; the space remembers which option set which key (``origins``), so an
+error about an override names that option, not the file. ``override_problem`` and
+``param_problem`` are the same rules for commands that take ``--set`` without a space.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +28,7 @@ from .early_stop import EarlyStop
 from .registry import Registry
 from .resources import TrialResources
 from .samplers import FACTORIES
+from .specs import KINDS
 
 __all__ = ["METRICS", "SAMPLERS", "Dimension", "Space", "SpaceError", "load_space"]
 
@@ -78,6 +85,9 @@ class Space:
     early_stop: EarlyStop | None = None  # [early_stop]: stop hopeless trials (early_stop.py)
     constraints: tuple[Constraint, ...] = ()  # [constraints]: bounds on metrics (constraints.py)
     resources: TrialResources = TrialResources()  # [resources]: per trial on Ray (resources.py)
+    # The command-line option that set a key ("--set train.lr=0.1", "--dataset digits"), by
+    # param key or plugin kind: errors about that key name the option instead of the file.
+    origins: dict[str, str] = field(repr=False, compare=False, default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
@@ -100,7 +110,16 @@ class Space:
         """A copy with plugin choices fixed (``--dataset digits``) and params set (``--set``).
 
         Parameters of plugins a fixed choice leaves out are dropped (``dataset.cifar10.*``
-        once ``--dataset digits`` is given)."""
+        once ``--dataset digits`` is given). A malformed ``--set`` (see ``override_problem``)
+        raises :class:`SpaceError` naming that ``--set``; names and values are checked by
+        ``check``, whose errors name the option that set them."""
+        chosen = {**self.plugins, **{kind: (name,) for kind, name in plugins.items()}}
+        origins = {**self.origins, **{kind: f"--{kind} {name}" for kind, name in plugins.items()}}
+        for key, value in overrides.items():
+            problem = override_problem(key, value, chosen)
+            if problem is not None:
+                raise SpaceError(f"{set_option(key, value)}: {problem}")
+            origins[key] = set_option(key, value)
         raw = json.loads(json.dumps(self.raw, default=str))
         raw.setdefault("plugins", {}).update(plugins)
         params = raw.setdefault("params", {})
@@ -111,22 +130,23 @@ class Space:
         params.update(overrides)
         from .space_file import parse_space  # the reader builds this class
 
-        return parse_space(raw, self.path)
+        return replace(parse_space(raw, self.path), origins=origins)
 
     def check(self, registry: Registry) -> Space:
-        """Check plugin names and parameter names/types against the installed plugins."""
+        """Check plugin names and parameter names/types against the installed plugins.
+
+        A name whose plugin is installed but broken (its import failed) is reported with that
+        plugin's own error and the fix, as ``snt-search plugins`` lists it."""
         for kind, names in self.plugins.items():
             for name in names:
-                if not registry.has(kind, name):
-                    raise SpaceError(
-                        f"{self.path}: [plugins] {kind} = {name!r} is not an installed {kind}; "
-                        f"available: {', '.join(registry.names(kind)) or '(none)'}"
-                    )
+                problem = _plugin_problem(registry, kind, name)
+                if problem is not None:
+                    raise SpaceError(f"{self._at(kind)} {kind} = {name!r} {problem}")
         if self.sweep is not None:
-            if self.sweep.compressor not in registry.names("compressor"):
+            problem = _plugin_problem(registry, "compressor", self.sweep.compressor)
+            if problem is not None:
                 raise SpaceError(
-                    f"{self.path}: [sweep] compressor {self.sweep.compressor!r} is not installed; "
-                    f"available: {', '.join(registry.names('compressor'))}"
+                    f"{self.path}: [sweep] compressor = {self.sweep.compressor!r} {problem}"
                 )
             if "sparsity" not in registry.get("compressor", self.sweep.compressor).defaults:
                 raise SpaceError(
@@ -134,16 +154,19 @@ class Space:
                     f"parameter; sweep a pruning compressor such as 'magnitude_prune' or 'imp'"
                 )
         for key, dim in self.params.items():
-            expected = _param_type(key, self, registry)
             values = dim.choices or ((dim.value,) if dim.fixed else (dim.low, dim.high))
-            for v in values:
-                if not fits_type(v, expected):
-                    raise SpaceError(
-                        f"{self.path}: [params] {key!r} takes {expected.__name__} values, got {v!r}"
-                    )
-                if dim.choices or dim.fixed:  # not range bounds: those are only limits
-                    _check_train_value(key, v, self.path)
+            for v in values:  # range bounds are only limits: their type is all that counts
+                problem = param_problem(key, v, registry, bound=not (dim.choices or dim.fixed))
+                if problem is not None:
+                    raise SpaceError(f"{self._at(key)} {problem}")
         return self
+
+    def _at(self, key: str) -> str:
+        """How an error about ``key`` (a param key or a plugin kind) starts: the command-line
+        option that set it, or the file and section."""
+        if key in self.origins:
+            return f"{self.origins[key]}:"
+        return f"{self.path}: [plugins]" if "." not in key else f"{self.path}: [params] {key!r}:"
 
 
 def load_space(path: str | Path) -> Space:
@@ -153,34 +176,89 @@ def load_space(path: str | Path) -> Space:
     return read_space(Path(path))
 
 
-def _param_type(key: str, space: Space, registry: Registry) -> type:
+def set_option(key: str, value: Any) -> str:
+    """``--set KEY=VALUE`` as a user would type it (TOML value syntax), for error messages."""
+    return f"--set {key}={json.dumps(value, default=str)}"
+
+
+def override_problem(key: str, value: Any, chosen: Mapping[str, Sequence[str]]) -> str | None:
+    """What is wrong with the shape of ``--set key=value`` given the plugins ``chosen`` per
+    kind, with the fix; ``None`` when it is well formed (names are checked by
+    ``param_problem``)."""
+    parts = key.split(".")
+    if not all(parts) or not (
+        (parts[0] == "train" and len(parts) == 2) or (parts[0] in KINDS and len(parts) == 3)
+    ):
+        return (
+            f"KEY must be train.<field> or <kind>.<plugin>.<param> (kinds: {', '.join(KINDS)}), "
+            f"e.g. --set train.lr=0.001 or --set optimizer.sam.rho=0.1"
+        )
+    names = list(chosen.get(parts[0], ()))
+    if parts[0] in KINDS and parts[1] not in names:
+        return (
+            f"{parts[0]} {parts[1]!r} is not among the chosen {parts[0]}s "
+            f"({', '.join(names) or 'none'}){did_you_mean(parts[1], names)}; set a parameter of "
+            f"a chosen plugin"
+        )
+    if isinstance(value, dict):
+        return (
+            "a range or a list of choices cannot be given on the command line (--set fixes one "
+            "value); put it in the space file's [params], e.g. "
+            '"train.lr" = { low = 1e-4, high = 1e-2, log = true }'
+        )
+    return None
+
+
+def param_problem(key: str, value: Any, registry: Registry, *, bound: bool = False) -> str | None:
+    """What is wrong with setting the well-formed ``key`` to ``value``, with what is allowed;
+    ``None`` when nothing is. ``bound``: ``value`` limits a range, so only its type counts."""
     parts = key.split(".")
     if parts[0] == "train":
         types = field_types(TrainConfig)
         if parts[1] not in types:
-            raise SpaceError(
-                f"{space.path}: [params] {key!r}: train has no field {parts[1]!r}; fields: {', '.join(types)}"
+            return (
+                f"train has no field {parts[1]!r}; fields: {', '.join(types)}"
+                f"{did_you_mean(parts[1], types)}"
             )
-        return types[parts[1]]
-    kind, name, param = parts
-    defaults = registry.get(kind, name).defaults
-    if param not in defaults:
-        known = ", ".join(sorted(defaults)) or "(none)"
-        raise SpaceError(
-            f"{space.path}: [params] {key!r}: {kind} {name!r} has no parameter {param!r}; it accepts: {known}"
-        )
-    return type(defaults[param])
+        expected, default = types[parts[1]], getattr(TrainConfig(), parts[1])
+    else:
+        kind, name, param = parts
+        defaults = registry.get(kind, name).defaults
+        if param not in defaults:
+            known = ", ".join(sorted(defaults)) or "(none)"
+            return (
+                f"{kind} {name!r} has no parameter {param!r}; it accepts: {known}"
+                f"{did_you_mean(param, defaults)}"
+            )
+        expected, default = type(defaults[param]), defaults[param]
+    if not fits_type(value, expected):
+        return f"takes {expected.__name__} values (like its default {default!r}), got {value!r}"
+    if parts[0] == "train" and not bound:
+        try:
+            TrainConfig(**{parts[1]: value})  # its own rules, e.g. train.precision's choices
+        except ValueError as exc:
+            return str(exc)
+    return None
 
 
-def _check_train_value(key: str, value: Any, path: Path) -> None:
-    """The value passes ``TrainConfig``'s own checks (e.g. ``train.precision`` choices)."""
-    field = key.split(".", 1)[1] if key.startswith("train.") else None
-    if field is None:
-        return
-    try:
-        TrainConfig(**{field: value})
-    except ValueError as exc:
-        raise SpaceError(f"{path}: [params] {key!r}: {exc}") from None
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``options`` to a misspelt ``word``, or ``""``."""
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _plugin_problem(registry: Registry, kind: str, name: str) -> str | None:
+    """Why ``name`` cannot be used as a ``kind`` (its import error if broken), or ``None``."""
+    if registry.has(kind, name):
+        return None
+    broken = registry.why_broken(kind, name)
+    if broken is not None:
+        return f"is installed but broken: {broken}"
+    available = registry.names(kind)
+    return (
+        f"is not an installed {kind}{did_you_mean(name, available)}; "
+        f"available: {', '.join(available) or '(none)'}"
+    )
 
 
 def fits_type(value: Any, expected: type) -> bool:

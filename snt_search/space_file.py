@@ -15,7 +15,7 @@ from .config import Budget, SharpnessConfig, SweepConfig, field_types
 from .constraints import parse_constraints
 from .early_stop import parse_early_stop
 from .resources import TrialResources
-from .space import METRICS, SAMPLERS, Dimension, Space, SpaceError, fits_type
+from .space import METRICS, SAMPLERS, Dimension, Space, SpaceError, did_you_mean, fits_type
 from .specs import KINDS
 
 if sys.version_info >= (3, 11):
@@ -28,6 +28,7 @@ __all__ = ["parse_space", "read_space"]
 _SECTIONS = {"study", "objectives", "plugins", "params", "sharpness", "budgets", "sweep"}
 _SECTIONS |= {"early_stop", "constraints"}  # see early_stop.py and constraints.py
 _SECTIONS |= {"resources"}  # per-trial CPUs/GPUs on Ray, see resources.py
+_STUDY_KEYS = ("name", "description", "sampler", "seed")  # [study], as every section: no others
 
 
 def read_space(path: Path) -> Space:
@@ -51,13 +52,22 @@ def parse_space(raw: dict[str, Any], path: Path) -> Space:
     if unknown:
         raise fail(f"unknown section [{unknown[0]}]; sections are: {', '.join(sorted(_SECTIONS))}")
     study = _table(raw, "study", path)
+    for key in study:
+        if key not in _STUDY_KEYS:
+            raise fail(
+                f"[study] unknown key {key!r}{did_you_mean(key, _STUDY_KEYS)}; "
+                f"allowed: {', '.join(_STUDY_KEYS)}"
+            )
+    for key in ("name", "description"):
+        if not isinstance(study.get(key, ""), str):
+            raise fail(f"[study] {key} must be a string, got {study[key]!r}")
     sampler = study.get("sampler", None)
     if sampler not in SAMPLERS:
         raise fail(
             f"[study] sampler must be named explicitly, one of {', '.join(SAMPLERS)}; got {sampler!r}"
         )
     seed = study.get("seed", 0)
-    if not isinstance(seed, int):
+    if not isinstance(seed, int) or isinstance(seed, bool):
         raise fail(f"[study] seed must be an integer, got {seed!r}")
 
     objectives = _table(raw, "objectives", path)

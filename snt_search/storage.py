@@ -20,6 +20,14 @@ waiting. The database runs in WAL mode with ``synchronous=NORMAL`` (readers do n
 writer; a commit costs no fsync; a killed process loses nothing committed, a power cut may
 lose the last commits), so it must sit on a local disk, never on NFS. This is enough for a handful of workers on one machine; for many machines use
 PostgreSQL/MySQL, or a journal file on a shared file system.
+
+``postgresql://`` means what it means to SQLAlchemy, Optuna and optuna-dashboard: psycopg 3
+(``pip install 'snt-search[postgres]'``); only where psycopg 3 is absent and psycopg2 is
+installed does snt-search fall back to ``postgresql+psycopg2://``.
+
+Commands that only read (``pareto``, ``report``, ``dashboard``) open storages with
+:func:`open_existing_storage`, which never creates one: a missing SQLite or journal file, or a
+database without Optuna's tables, is a :class:`StorageNotFound` naming ``--storage``.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -41,7 +50,10 @@ __all__ = [
     "GRACE_S",
     "HEARTBEAT_S",
     "HeartbeatJournalStorage",
+    "StorageNotFound",
+    "open_existing_storage",
     "open_storage",
+    "require_storage",
     "storage_kind",
 ]
 
@@ -66,6 +78,66 @@ def storage_kind(url: str) -> str:
         f"--storage {url!r} is not a storage URL; use sqlite:///file.db, "
         f"postgresql://user@host/db, mysql://user@host/db or journal:path/to/file.log"
     )
+
+
+class StorageNotFound(ValueError):
+    """A command that only reads was given a storage that does not exist (nothing was created)."""
+
+
+def open_existing_storage(url: str) -> optuna.storages.BaseStorage:
+    """Open ``url`` for a command that only reads; raise :class:`StorageNotFound`, creating
+    nothing, unless it already holds an Optuna storage (see :func:`require_storage`)."""
+    require_storage(url)
+    return open_storage(url)
+
+
+def require_storage(url: str) -> None:
+    """Raise :class:`StorageNotFound` unless ``url`` already holds an Optuna storage.
+
+    Creates nothing: a SQLite or journal file must exist before anything opens it (opening
+    would create it), and a database must already have Optuna's ``studies`` table.
+    """
+    fix = (
+        f"read-only commands never create a storage. Fix: pass --storage with the URL "
+        f"`snt-search study` wrote to (default {DEFAULT_STORAGE}, in the folder it ran in)"
+    )
+    if storage_kind(url) == "journal":
+        journal = Path(url.removeprefix("journal:"))
+        if not journal.is_file():
+            raise StorageNotFound(f"--storage {url}: no such journal file {str(journal)!r}; {fix}")
+        return
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(_with_driver(url))
+    except (SQLAlchemyError, ValueError) as exc:
+        raise StorageNotFound(f"--storage: not a valid database URL: {exc}") from None
+    shown = parsed.render_as_string(hide_password=True)
+    database = parsed.database or ""
+    if storage_kind(url) == "sqlite" and database not in ("", ":memory:"):
+        path = Path(database.removeprefix("file:"))  # ?uri=true names it file:path
+        if not path.is_file():
+            raise StorageNotFound(f"--storage {url}: no such database file {str(path)!r}; {fix}")
+    try:
+        engine = create_engine(parsed)
+    except ImportError as exc:
+        raise ValueError(
+            f"--storage {shown}: its database driver is not installed: {exc}"
+        ) from None
+    try:
+        with engine.connect() as connection:
+            tables = inspect(connection).has_table("studies")
+    except SQLAlchemyError as exc:
+        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise StorageNotFound(
+            f"--storage {shown}: cannot connect: {cause}. Fix: check the host, port, user and "
+            f"database in --storage"
+        ) from None
+    finally:
+        engine.dispose()
+    if not tables:
+        raise StorageNotFound(f"--storage {shown}: holds no Optuna storage (no studies); {fix}")
 
 
 def open_storage(
@@ -120,14 +192,23 @@ def open_storage(
 
 
 def _with_driver(url: str) -> str:
-    """``postgresql://`` with psycopg2 when psycopg 3 (SQLAlchemy 2.1's default) is absent."""
+    """``postgresql://`` with psycopg2 when psycopg 3 (SQLAlchemy 2.1's default) is absent.
+
+    Any other URL, and one naming its driver (``postgresql+psycopg2://``), is kept as it is;
+    ``postgresql://`` with neither driver installed is an error saying what to install.
+    """
     if not url.startswith("postgresql://"):
         return url
     import importlib.util
 
-    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+    if importlib.util.find_spec("psycopg") is not None:
+        return url
+    if importlib.util.find_spec("psycopg2") is not None:
         return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
-    return url
+    raise ValueError(
+        "--storage postgresql://...: PostgreSQL needs the psycopg driver, which is not "
+        "installed; pip install 'snt-search[postgres]' (or pip install 'psycopg[binary]')"
+    )
 
 
 def _begin_immediate(storage: RDBStorage) -> None:

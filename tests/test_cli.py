@@ -76,13 +76,25 @@ def test_spaces_lists_the_builtin_space(capsys: pytest.CaptureFixture[str]) -> N
         (["study", "--space", "mixer_prune", "--set", "train.lr"], "expected KEY=VALUE"),
         (
             ["study", "--space", "mixer_prune", "--set", "optimizer.sam.rhoo=1"],
-            "has no parameter 'rhoo'",
+            "--set optimizer.sam.rhoo=1: optimizer 'sam' has no parameter 'rhoo'; it accepts: "
+            "adaptive, base, momentum, rho (did you mean 'rho'?)",
+        ),
+        (
+            ["study", "--space", "mixer_prune", "--set", "train.lrr=0.1"],
+            "--set train.lrr=0.1: train has no field 'lrr'; fields: epochs,",
+        ),
+        (
+            ["study", "--space", "mixer_prune", "--set", "foo=1"],
+            "--set foo=1: KEY must be train.<field> or <kind>.<plugin>.<param>",
         ),
         (
             ["study", "--space", "mixer_prune", "--storage", "redis://x"],
             "is not a storage URL; use sqlite:///",
         ),
-        (["pareto", "--study-name", "ghost"], "no such study in sqlite:///snt-search.db"),
+        (
+            ["pareto", "--study-name", "ghost"],
+            "--storage sqlite:///snt-search.db: no such database file 'snt-search.db'",
+        ),
         (
             ["study", "--space", "mixer_prune", "--ray-address", "127.0.0.1:6379"],
             "--ray-address only applies to --driver ray",
@@ -95,6 +107,8 @@ def test_bad_arguments_give_clear_errors(
     assert main(argv) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert message in err, err
+    if "--set" in argv:  # a command-line typo is not blamed on the space file
+        assert ".toml" not in err, err
 
 
 @pytest.mark.parametrize(
@@ -152,8 +166,17 @@ def test_train_command_trains_saves_and_reports(
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--set", "optimizer.adam.rho=0.1"], "naming a chosen plugin"),
-        (["--set", "train.speed=3"], "unexpected keyword argument 'speed'"),
+        (
+            ["--set", "optimizer.adam.rho=0.1"],
+            "--set optimizer.adam.rho=0.1: optimizer 'adam' is not among the chosen optimizers "
+            "(sam)",
+        ),
+        (["--set", "train.speed=3"], "--set train.speed=3: train has no field 'speed'; fields:"),
+        (
+            ["--set", "optimizer.sam.rhoo=1"],
+            "--set optimizer.sam.rhoo=1: optimizer 'sam' has no parameter 'rhoo'",
+        ),
+        (["--set", "train.lr=fast"], '--set train.lr="fast": takes float values'),
         (["--optimizer", "lion"], "no optimizer named 'lion'; available: adam"),
     ],
 )
@@ -172,3 +195,72 @@ def test_train_command_rejects_bad_settings(
     ]
     assert main(argv) == 2
     assert message in " ".join(capsys.readouterr().err.split())
+
+
+def test_sharpness_set_typo_names_the_set(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["sharpness", "--dataset", "digits", "--backbone", "mixer_s"]
+    assert main([*argv, "--set", "backbone.mixer_s.num_blockss=1"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--set backbone.mixer_s.num_blockss=1: backbone 'mixer_s' has no parameter" in err
+    assert "(did you mean 'num_blocks'?)" in err
+
+
+READ_ONLY = [
+    ["pareto", "--study-name", "tiny"],
+    ["report", "--study-name", "tiny"],
+    ["dashboard"],
+]
+
+
+@pytest.mark.parametrize("command", READ_ONLY, ids=lambda c: c[0])
+@pytest.mark.parametrize(
+    ("storage", "missing"),
+    [
+        (None, "no such database file 'snt-search.db'"),
+        ("sqlite:///runs/other.db", "no such database file 'runs/other.db'"),
+        ("journal:study.log", "no such journal file 'study.log'"),
+        ("study.log", "no such journal file 'study.log'"),
+    ],
+)
+def test_read_only_commands_never_create_a_storage(
+    command: list[str],
+    storage: str | None,
+    missing: str,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = command + ([] if storage is None else ["--storage", storage])
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"--storage {storage or 'sqlite:///snt-search.db'}: {missing}" in err, err
+    assert "read-only commands never create a storage. Fix: pass --storage" in err, err
+    assert len(err.split("error: ")) == 2 and err.count("Traceback") == 0
+    assert sorted(p.name for p in workdir.iterdir()) == []  # no db, journal, lock or runs/
+
+
+@pytest.mark.parametrize("command", READ_ONLY, ids=lambda c: c[0])
+def test_read_only_commands_refuse_an_empty_database_file_and_leave_it(
+    command: list[str], workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The empty file an older snt-search left behind is no storage and stays untouched."""
+    (workdir / "snt-search.db").touch()
+    assert main(command) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--storage sqlite:///snt-search.db: holds no Optuna storage" in err, err
+    assert sorted(p.name for p in workdir.iterdir()) == ["snt-search.db"]
+    assert (workdir / "snt-search.db").stat().st_size == 0
+
+
+def test_pareto_on_an_existing_storage_lists_its_studies(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import optuna
+
+    from snt_search.storage import DEFAULT_STORAGE, open_storage
+
+    optuna.create_study(storage=open_storage(DEFAULT_STORAGE), study_name="real")
+    assert main(["pareto", "--study-name", "ghost"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert (
+        "--study-name 'ghost': no such study in sqlite:///snt-search.db; studies there: real" in err
+    )

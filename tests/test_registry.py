@@ -138,3 +138,22 @@ def test_base_argument_names_resolve_through_with_argument() -> None:
         PluginError, match="names of the form 'base:argument' need a backbone 'base'"
     ):
         registry.get("backbone", "mixer_s:big")
+
+
+def test_asking_for_a_broken_plugin_gives_its_error_and_the_fix(fake_dist: FakeDist) -> None:
+    fake_dist(
+        "acme-broken",
+        {"snt_search.backbones": {"acmenet": "acme_net:Net"}},
+        {"acme_net": "import libfoo_missing\n"},
+    )
+    registry = Registry.discover()
+    cause = "acme-broken[acmenet]: failed to import acme_net:Net: ModuleNotFoundError"
+    for name in ("acmenet", "acmenet:big"):  # base:argument names report their broken base
+        with pytest.raises(PluginError) as info:
+            registry.get("backbone", name)
+        message = str(info.value)
+        assert "'acmenet' is installed but broken: " + cause in message, message
+        assert "libfoo_missing" in message and "Fix: make it importable" in message
+        assert "pip uninstall acme-broken" in message and "BROKEN" in message
+    assert registry.why_broken("backbone", "mixer_s") is None  # working: nothing to explain
+    assert registry.why_broken("backbone", "nonexistent") is None

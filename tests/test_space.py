@@ -6,7 +6,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import TINY_SPACE
+from conftest import TINY_SPACE, FakeDist
 
 from snt_search.catalog import find_spaces, resolve_space
 from snt_search.registry import get_registry
@@ -90,6 +90,15 @@ def test_installed_copy_of_spaces_is_found_through_the_entry_point(
         ("epochs = 1", "epochs = 1.5", r"\[budgets.smoke\] epochs must be int, got 1.5"),
         ("[budgets.smoke]", "[budget.smoke]", r"unknown section \[budget\]"),
         ("seed = 0", "seed = [", r"not valid TOML"),
+        (
+            'name = "tiny"',
+            'name = "tiny"\ndescripton = "typo"',
+            r"\[study\] unknown key 'descripton' \(did you mean 'description'\?\); "
+            r"allowed: name, description, sampler, seed",
+        ),
+        ("seed = 0", "sede = 0", r"\[study\] unknown key 'sede' \(did you mean 'seed'\?\)"),
+        ('name = "tiny"', "name = 3", r"\[study\] name must be a string, got 3"),
+        ("seed = 0", "seed = true", r"\[study\] seed must be an integer, got True"),
     ],
 )
 def test_malformed_space_names_file_key_and_fix(
@@ -131,7 +140,9 @@ def test_check_rejects_unknown_plugin_and_param(tmp_path: Path) -> None:
         tmp_path, TINY_SPACE.replace('transform = ["none", "snt"]', 'transform = ["none", "snnt"]')
     )
     with pytest.raises(
-        SpaceError, match=r"transform = 'snnt' is not an installed transform; available: .*snt"
+        SpaceError,
+        match=r"\[plugins\] transform = 'snnt' is not an installed transform "
+        r"\(did you mean 'snt'\?\); available: .*snt",
     ):
         load_space(bad_plugin).check(get_registry())
     bad_param = write(tmp_path, TINY_SPACE.replace('"optimizer.sam.rho"', '"optimizer.sam.radius"'))
@@ -147,7 +158,8 @@ def test_check_rejects_unknown_plugin_and_param(tmp_path: Path) -> None:
         ),
     )
     with pytest.raises(
-        SpaceError, match=r"'dataset.synthetic.train_size' takes int values, got 'many'"
+        SpaceError,
+        match=r"'dataset.synthetic.train_size': takes int values \(like its default .*\), got 'many'",
     ):
         load_space(bad_type).check(get_registry())
 
@@ -200,3 +212,104 @@ def test_a_bad_train_choice_is_refused_when_the_space_is_checked(tmp_path: Path)
         load_space(write(tmp_path, bad)).check(get_registry())
     good = bad.replace('"fp16"', '"fp32"')
     assert load_space(write(tmp_path, good)).check(get_registry())
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (
+            {"train.lrr": 0.1},
+            r"--set train.lrr=0.1: train has no field 'lrr'; fields: epochs, .* "
+            r"\(did you mean 'lr'\?\)",
+        ),
+        (
+            {"optimizer.sam.rhoo": 1},
+            r"--set optimizer.sam.rhoo=1: optimizer 'sam' has no parameter 'rhoo'; it accepts: "
+            r"adaptive, base, momentum, rho \(did you mean 'rho'\?\)",
+        ),
+        (
+            {"foo": 1},
+            r"--set foo=1: KEY must be train.<field> or <kind>.<plugin>.<param> .*"
+            r"e.g. --set train.lr=0.001",
+        ),
+        (
+            {"optimizer.sgd.rho": 0.1},
+            r"--set optimizer.sgd.rho=0.1: optimizer 'sgd' is not among the chosen optimizers "
+            r"\(adam, sam\)",
+        ),
+        (
+            {"train.lr": "fast"},
+            r'--set train.lr="fast": takes float values \(like its default 0.001\), got \'fast\'',
+        ),
+        (
+            {"train.precision": "fp16"},
+            r'--set train.precision="fp16": train.precision must be one of',
+        ),
+        (
+            {"train.lr": {"low": 0.1, "high": 1}},
+            r"--set train.lr=.*: a range or a list of choices cannot be given on the command "
+            r"line \(--set fixes one value\); put it in the space file's \[params\]",
+        ),
+    ],
+)
+def test_a_bad_set_names_the_set_not_the_space_file(
+    tmp_path: Path, sets: dict[str, object], message: str
+) -> None:
+    """A --set typo is the command line's error: the message starts with that --set."""
+    space = load_space(write(tmp_path, TINY_SPACE))
+    with pytest.raises(SpaceError, match="^" + message) as info:
+        space.with_overrides({}, sets).check(get_registry())
+    assert str(space.path) not in str(info.value)
+
+
+def test_a_bad_dataset_option_names_the_option(tmp_path: Path) -> None:
+    space = load_space(write(tmp_path, TINY_SPACE)).with_overrides({"dataset": "digts"}, {})
+    with pytest.raises(
+        SpaceError,
+        match=r"^--dataset digts: dataset = 'digts' is not an installed dataset "
+        r"\(did you mean 'digits'\?\); available: .*digits",
+    ):
+        space.check(get_registry())
+
+
+def test_overrides_remember_their_origin_and_the_file_keeps_its_own(tmp_path: Path) -> None:
+    bad_file = TINY_SPACE.replace('"train.lr"', '"train.lrr"')
+    space = load_space(write(tmp_path, bad_file)).with_overrides({}, {"optimizer.sam.rho": 0.1})
+    with pytest.raises(SpaceError, match=r"space.toml: \[params\] 'train.lrr': train has no"):
+        space.check(get_registry())  # the file's own typo still names the file
+    twice = load_space(write(tmp_path, TINY_SPACE)).with_overrides({}, {"train.lr": 0.01})
+    twice = twice.with_overrides({"optimizer": "sam"}, {"optimizer.sam.rho": "far"})
+    with pytest.raises(SpaceError, match=r'^--set optimizer.sam.rho="far": takes float'):
+        twice.check(get_registry())
+    assert twice.origins["train.lr"] == "--set train.lr=0.01"
+
+
+BROKEN = {"acme_crash": "raise ImportError('needs libfoo')\n"}
+
+
+def test_a_broken_plugin_in_a_space_shows_its_import_error(
+    tmp_path: Path, fake_dist: FakeDist
+) -> None:
+    fake_dist(
+        "acme-broken",
+        {
+            "snt_search.backbones": {"tiny": "acme_crash:Tiny"},
+            "snt_search.compressors": {"cut": "acme_crash:Cut"},
+        },
+        BROKEN,
+    )
+    space = load_space(
+        write(
+            tmp_path, TINY_SPACE.replace('backbone = "mixer_s"', 'backbone = ["mixer_s", "tiny"]')
+        )
+    )
+    with pytest.raises(SpaceError) as info:
+        space.check(get_registry())
+    message = str(info.value)
+    assert "[plugins] backbone = 'tiny' is installed but broken: acme-broken[tiny]: " in message
+    assert "failed to import acme_crash:Tiny: ImportError: needs libfoo" in message
+    assert "Fix: make it importable" in message and "pip uninstall acme-broken" in message
+    assert "not an installed" not in message
+    sweep = load_space(write(tmp_path, TINY_SPACE + '\n[sweep]\ncompressor = "cut"\n'))
+    with pytest.raises(SpaceError, match=r"\[sweep\] compressor = 'cut' is installed but broken"):
+        sweep.check(get_registry())

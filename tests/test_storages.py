@@ -4,11 +4,13 @@ N workers x M trials give exactly N*M finished trials, none lost or duplicated; 
 killed with SIGKILL mid-trial leaves no trial RUNNING once its heartbeat is stale, and the
 same command then finishes the study, the killed trial resumed from its checkpoint.
 PostgreSQL runs on 127.0.0.1:5432 (trust auth) here and in CI; each test gets a fresh
-database, dropped afterwards.
+database, dropped afterwards, reached through the plain ``postgresql://`` URL a user would
+type (psycopg 3, as in optuna and optuna-dashboard).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import threading
@@ -28,7 +30,13 @@ from optuna.trial import TrialState
 from snt_search.driver import StudyOptions, StudyOutcome, run_study
 from snt_search.pipeline import TrialResult, run_trial
 from snt_search.space import Space, load_space
-from snt_search.storage import HEARTBEAT_ATTR, open_storage
+from snt_search.storage import (
+    HEARTBEAT_ATTR,
+    StorageNotFound,
+    _with_driver,
+    open_existing_storage,
+    open_storage,
+)
 from snt_search.trial_spec import TrialSpec
 
 PG = {"host": "127.0.0.1", "port": 5432}
@@ -39,15 +47,35 @@ pytestmark = [
 
 
 def _pg_admin() -> Any:
-    psycopg2 = pytest.importorskip("psycopg2", reason="psycopg2-binary is in the test extra")
+    psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is in the test extra")
     for user in ("postgres", "root"):
         try:
-            conn = psycopg2.connect(dbname="postgres", user=user, connect_timeout=3, **PG)
-        except psycopg2.OperationalError:
+            conn = psycopg.connect(
+                dbname="postgres", user=user, connect_timeout=3, autocommit=True, **PG
+            )
+        except psycopg.OperationalError:
             continue
-        conn.autocommit = True
         return conn, user
     missing_service("no PostgreSQL server on 127.0.0.1:5432 (CI starts one: see .ci/run)")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database as a plain ``postgresql://`` URL; dropped after."""
+    conn, user = _pg_admin()
+    name = f"snt_test_{uuid.uuid4().hex[:12]}"
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://{user}@{PG['host']}:{PG['port']}/{name}"
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "journal"])
@@ -58,20 +86,7 @@ def storage_url(request: pytest.FixtureRequest, workdir: Path) -> Iterator[str]:
     elif request.param == "journal":
         yield f"journal:{workdir / 'study.log'}"
     else:
-        conn, user = _pg_admin()
-        name = f"snt_test_{uuid.uuid4().hex[:12]}"
-        with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"postgresql://{user}@{PG['host']}:{PG['port']}/{name}"
-        finally:
-            with conn.cursor() as cur:
-                cur.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                    (name,),
-                )
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.close()
+        yield request.getfixturevalue("pg_url")
 
 
 def quick_runner(spec: TrialSpec, **_: Any) -> TrialResult:
@@ -208,3 +223,64 @@ def test_storage_url_errors_name_the_accepted_forms() -> None:
         open_storage("redis://localhost")
     with pytest.raises(ValueError, match="grace period must be longer than the interval"):
         open_storage("sqlite:///x.db", heartbeat_s=10, grace_s=5)
+
+
+def test_plain_postgresql_url_means_the_same_to_optuna(pg_url: str) -> None:
+    """optuna-dashboard and the optuna CLI open ``RDBStorage(url)`` as it is: same driver,
+    same database, same study."""
+    ours = open_storage(pg_url)
+    study = optuna.create_study(storage=ours, study_name="shared", directions=["minimize"] * 2)
+    study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), [1.0, 2.0])
+    theirs = optuna.storages.RDBStorage(pg_url)
+    try:
+        assert ours.engine.dialect.driver == theirs.engine.dialect.driver == "psycopg"  # type: ignore[attr-defined]
+        trials = optuna.load_study(study_name="shared", storage=theirs).trials
+        assert [t.values for t in trials] == [[1.0, 2.0]]
+    finally:
+        theirs.engine.dispose()
+        ours.engine.dispose()  # type: ignore[attr-defined]
+
+
+def _only(*present: str) -> Any:
+    """A stand-in for ``importlib.util.find_spec`` that finds only the modules ``present``."""
+    return lambda name, *a: object() if name in present else None
+
+
+def test_postgresql_falls_back_to_psycopg2_only_without_psycopg(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = "postgresql://u@db:5432/snt"
+    monkeypatch.setattr(importlib.util, "find_spec", _only("psycopg", "psycopg2"))
+    assert _with_driver(url) == url  # psycopg 3: SQLAlchemy's, optuna's and the dashboard's
+    monkeypatch.setattr(importlib.util, "find_spec", _only("psycopg2"))
+    assert _with_driver(url) == "postgresql+psycopg2://u@db:5432/snt"
+    assert _with_driver("postgresql+psycopg://u@db/snt") == "postgresql+psycopg://u@db/snt"
+    monkeypatch.setattr(importlib.util, "find_spec", _only())
+    with pytest.raises(ValueError, match=r"pip install 'snt-search\[postgres\]'"):
+        _with_driver(url)
+    assert _with_driver("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_psycopg2_fallback_reaches_the_server(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("psycopg2", reason="the fallback needs psycopg2 (not in the test extra)")
+    monkeypatch.setattr(importlib.util, "find_spec", _only("psycopg2"))
+    storage = open_storage(pg_url)
+    try:
+        assert storage.engine.dialect.driver == "psycopg2"  # type: ignore[attr-defined]
+        optuna.create_study(storage=storage, study_name="old-driver")
+    finally:
+        storage.engine.dispose()  # type: ignore[attr-defined]
+
+
+def test_reading_an_empty_database_creates_no_tables(pg_url: str) -> None:
+    with pytest.raises(StorageNotFound, match=r"holds no Optuna storage .* Fix: pass --storage"):
+        open_existing_storage(pg_url)
+    import psycopg  # the pg_url fixture made sure it is there
+
+    with psycopg.connect(pg_url, connect_timeout=3) as db:
+        tables = db.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchone()
+    assert tables == (0,)
+    open_storage(pg_url).engine.dispose()  # type: ignore[attr-defined]  # creates the tables
+    open_existing_storage(pg_url).engine.dispose()  # type: ignore[attr-defined]

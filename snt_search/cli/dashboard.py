@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..storage import DEFAULT_STORAGE, open_storage
+from ..storage import DEFAULT_STORAGE, open_existing_storage
 from ._common import add_json, console, print_json
 
 HELP = "open a storage in optuna-dashboard: studies, trials, their attributes, Pareto fronts"
@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--storage",
         default=DEFAULT_STORAGE,
-        help=f"Optuna storage URL (default: {DEFAULT_STORAGE})",
+        help=f"an existing Optuna storage URL, never created here (default: {DEFAULT_STORAGE})",
     )
     p.add_argument(
         "--host",
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             "the dashboard needs optuna-dashboard, which is not installed; "
             "pip install 'snt-search[dashboard]' (or pip install optuna-dashboard)"
         ) from None
-    storage = open_storage(args.storage)
+    storage = open_existing_storage(args.storage)  # a viewer: never creates a storage
     url = f"http://{args.host}:{args.port}/dashboard/"
     if args.json:
         print_json({"url": url, "storage": args.storage})

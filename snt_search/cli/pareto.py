@@ -10,7 +10,7 @@ import optuna
 from rich.table import Table
 
 from ..pareto import front_rows, write_csv, write_front
-from ..storage import DEFAULT_STORAGE, open_storage
+from ..storage import DEFAULT_STORAGE, open_existing_storage
 from ._common import add_json, console, print_json
 
 HELP = "show the Pareto front stored in a study"
@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--storage",
         default=DEFAULT_STORAGE,
-        help=f"Optuna storage URL (default: {DEFAULT_STORAGE})",
+        help=f"an existing Optuna storage URL, never created here (default: {DEFAULT_STORAGE})",
     )
     p.add_argument(
         "--out", type=Path, help="also write pareto.json and pareto.csv into this folder"
@@ -58,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    storage = open_storage(args.storage)
+    storage = open_existing_storage(args.storage)  # reads only: never creates one
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
     if args.study_name not in names:
         raise ValueError(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..report import write_report
 from ..report.stats import METHODS
-from ..storage import DEFAULT_STORAGE
+from ..storage import DEFAULT_STORAGE, require_storage
 from ._common import add_json, console, print_json
 
 HELP = "write an HTML report (plots, tables, re-run commands) and report.md of a study"
@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--storage",
         default=DEFAULT_STORAGE,
-        help=f"Optuna storage URL (default: {DEFAULT_STORAGE})",
+        help=f"an existing Optuna storage URL, never created here (default: {DEFAULT_STORAGE})",
     )
     p.add_argument(
         "--out",
@@ -63,6 +63,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    require_storage(args.storage)  # reads only: a missing storage is an error, never created
     out = args.out if args.out is not None else Path("runs") / args.study_name
     try:
         files = write_report(

@@ -14,6 +14,7 @@ from ..data import normalize
 from ..pipeline import build_model, load_data
 from ..registry import get_registry
 from ..sharpness import METHODS, draw_batches, estimate_lambda_max
+from ..space import param_problem, set_option
 from ..trial_spec import TrialSpec
 from ._common import add_json, console, err_console, parse_sets, print_json
 
@@ -76,9 +77,13 @@ def _params(args: argparse.Namespace, plugins: dict[str, str]) -> dict[str, dict
         parts = key.split(".")
         if len(parts) != 3 or parts[0] not in _KINDS or plugins[parts[0]] != parts[1]:
             raise ValueError(
-                f"--set {key}: expected <kind>.<plugin>.<param> naming a chosen plugin "
-                f"({', '.join(f'{k}.{v}' for k, v in plugins.items())})"
+                f"{set_option(key, value)}: expected <kind>.<plugin>.<param> naming a chosen "
+                f"plugin ({', '.join(f'{k}.{v}' for k, v in plugins.items())}), e.g. "
+                f"--set backbone.{plugins['backbone']}.<param>=VALUE"
             )
+        problem = param_problem(key, value, get_registry())
+        if problem is not None:
+            raise ValueError(f"{set_option(key, value)}: {problem}")
         params.setdefault(parts[0], {})[parts[2]] = value
     return params
 

@@ -12,7 +12,7 @@ from ..checkpoint import save_checkpoint
 from ..config import TrainConfig
 from ..pipeline import build_model, load_data
 from ..registry import get_registry
-from ..specs import KINDS
+from ..space import override_problem, param_problem, set_option
 from ..training import EpochStats, train
 from ..trial_spec import TrialSpec
 from ._common import add_json, console, parse_sets, print_json
@@ -57,7 +57,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def spec_from_args(args: argparse.Namespace) -> TrialSpec:
-    """A TrialSpec for the chosen plugins; --set values are checked like a space's."""
+    """A TrialSpec for the chosen plugins; each --set is checked like a space's params, and an
+    error names that --set, what is wrong and what is allowed (ValueError)."""
     plugins = {k: getattr(args, k) for k in ("dataset", "backbone", "transform", "optimizer")}
     registry = get_registry()
     for kind, name in plugins.items():
@@ -68,23 +69,17 @@ def spec_from_args(args: argparse.Namespace) -> TrialSpec:
         "lr": args.lr,
     }
     params: dict[str, dict[str, Any]] = {}
+    chosen = {kind: (name,) for kind, name in plugins.items()}
     for key, value in parse_sets(args.set).items():
+        problem = override_problem(key, value, chosen) or param_problem(key, value, registry)
+        if problem is not None:
+            raise ValueError(f"{set_option(key, value)}: {problem}")
         parts = key.split(".")
-        if parts[0] == "train" and len(parts) == 2:
+        if parts[0] == "train":
             train_values[parts[1]] = value
-        elif parts[0] in KINDS and len(parts) == 3 and plugins.get(parts[0]) == parts[1]:
-            params.setdefault(parts[0], {})[parts[2]] = value
         else:
-            raise ValueError(
-                f"--set {key}: expected train.<field> or <kind>.<plugin>.<param> naming a chosen "
-                f"plugin ({', '.join(f'{k}.{v}' for k, v in plugins.items())})"
-            )
-    try:
-        cfg = TrainConfig(**train_values)
-    except TypeError as exc:
-        raise ValueError(
-            f"--set train.*: {exc}; fields are those of TrainConfig (see docs/spaces.md)"
-        ) from None
+            params.setdefault(parts[0], {})[parts[2]] = value
+    cfg = TrainConfig(**train_values)
     from ..config import Budget
 
     budget = Budget(
