@@ -17,9 +17,12 @@ tight Lanczos run (tol 1e-6). ``--matched`` (with ``--reference``) also times Py
 estimate as close to the reference as ours (at least 1e-5, the reference's own precision),
 i.e. PyHessian with an oracle stopping rule, best of ``--repeats`` runs. Runs offline on
 scikit-learn's digits by default; ``--data-dir /work/shared/datasets/cifar10-subset`` uses
-real CIFAR-10 images instead.
+real CIFAR-10 images instead. ``--device cuda`` runs the models and both estimators on a GPU
+(the batches are moved there once, before either is timed; the clock is read after
+``torch.cuda.synchronize()``; wall clock only).
 
     python bench/sharpness.py --samples 128 --threads 1 --clock cpu --reference
+    python bench/sharpness.py --samples 512 --device cuda --reference --matched
 """
 
 from __future__ import annotations
@@ -90,14 +93,18 @@ def load_data(data_dir: Path | None) -> tuple[Tensor, Tensor, str]:
 
 
 def pretrain(model: nn.Module, x: Tensor, y: Tensor, steps: int, seed: int) -> float:
-    """A few Adam steps so lambda_max is measured away from initialisation; last loss."""
+    """A few Adam steps so lambda_max is measured away from initialisation; last loss.
+
+    The batches are drawn on the CPU (the same ones on every device) and moved to the model's
+    device."""
+    device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
     loss = torch.tensor(float("nan"))
     for _ in range(steps):
         idx = torch.randint(0, len(y), (64,), generator=gen)
-        loss = F.cross_entropy(model(x[idx]), y[idx])
+        loss = F.cross_entropy(model(x[idx].to(device)), y[idx].to(device))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -105,11 +112,20 @@ def pretrain(model: nn.Module, x: Tensor, y: Tensor, steps: int, seed: int) -> f
     return float(loss.detach())
 
 
-def timed(clock: str, fn: Callable[[], Any]) -> tuple[Any, float]:
-    """``fn()`` and its duration: wall clock, or this process's CPU time (``cpu``)."""
+def sync(device: str) -> None:
+    """Wait for the GPU's queued work (a no-op on the CPU), so a clock read after it is fair."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(clock: str, fn: Callable[[], Any], device: str = "cpu") -> tuple[Any, float]:
+    """``fn()`` and its duration: wall clock, or this process's CPU time (``cpu``); on CUDA,
+    from an idle GPU until its last kernel has finished."""
     now = time.process_time if clock == "cpu" else time.perf_counter
+    sync(device)
     start = now()
     out = fn()
+    sync(device)
     return out, now() - start
 
 
@@ -128,6 +144,7 @@ def run_pyhessian(
             tol=args.tol,
             seed=args.seed,
         ),
+        args.device,
     )
     return out.eigenvalues[0], out.steps[0], seconds
 
@@ -157,6 +174,7 @@ def pyhessian_to_accuracy(
         if abs(estimate - reference) <= target * abs(reference):
             raise _Reached
 
+    sync(args.device)
     start = now()
     try:
         pyhessian_eigenvalues(
@@ -170,17 +188,21 @@ def pyhessian_to_accuracy(
             on_step=check,
         )
     except _Reached:
+        sync(args.device)
         return now() - start, steps, True
+    sync(args.device)
     return now() - start, steps, False
 
 
 def bench_model(name: str, x: Tensor, y: Tensor, args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(args.seed)
-    model = MODELS[name]()
+    model = MODELS[name]().to(args.device)
     loss = pretrain(model, x, y, args.train_steps, args.seed)
     model.eval()
     batches = draw_batches(x, y, samples=args.samples, batch_size=args.batch_size, seed=args.seed)
-    rows: dict[str, Any] = {"model": name, "train_loss": loss}
+    # Moved once, before timing: neither estimator pays a host-to-device copy per HVP.
+    batches = [(bx.to(args.device), by.to(args.device)) for bx, by in batches]
+    rows: dict[str, Any] = {"model": name, "device": args.device, "train_loss": loss}
     ours_t, ref_t = [], []
     for rep in range(args.repeats):  # alternate the two so load changes hit both alike
         clear_backend_cache()  # every repeat pays the auto-backend choice, as a first call does
@@ -189,6 +211,7 @@ def bench_model(name: str, x: Tensor, y: Tensor, args: argparse.Namespace) -> di
             lambda: estimate_lambda_max(
                 model, batches, tol=args.tol, max_iter=args.max_iter, seed=args.seed
             ),
+            args.device,
         )
         ours_t.append(ours_time)
         ph_value, ph_hvps, ph_time = run_pyhessian(model, batches, args)
@@ -262,6 +285,7 @@ def main() -> None:
         help="wall clock, or process CPU time (robust to other jobs on a shared machine; "
         "use with --threads 1)",
     )
+    parser.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda[:N]")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     parser.add_argument(
         "--malloc",
@@ -273,6 +297,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.matched and not args.reference:
         parser.error("--matched compares accuracies against the reference: add --reference")
+    device = torch.device(args.device)
+    if device.type not in ("cpu", "cuda"):
+        parser.error(f"--device {args.device}: only cpu and cuda are supported")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: torch {torch.__version__} sees no CUDA device")
+    if device.type == "cuda" and args.clock == "cpu":
+        parser.error("--clock cpu counts this process's CPU time, not the GPU's: use --clock wall")
     if args.malloc == "default":
         os.environ["SNT_SEARCH_MALLOC"] = "default"
     malloc = reuse_freed_memory()
@@ -283,6 +314,8 @@ def main() -> None:
         f"data: {data_name}; samples={args.samples} batch_size={args.batch_size} tol={args.tol} "
         f"max_iter={args.max_iter} train_steps={args.train_steps} clock={args.clock}; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}; "
+        f"device {args.device}"
+        f"{f' ({torch.cuda.get_device_name(device)})' if device.type == 'cuda' else ''}; "
         f"{malloc}",
         flush=True,
     )

@@ -9,10 +9,15 @@ it the quartiles of the per-repeat ratios (each repeat times both back to back),
 how steady the machine was. The SNT paper's claim is "little to no training overhead"
 (Sec. 4); our target is <= 1.05x on CPU.
 
+``--device cuda`` times the same steps on a GPU: the clock is read only after
+``torch.cuda.synchronize()``, before and after each step, so a step's time is its kernels'
+time, not the time to queue them (wall clock only).
+
     python bench/transform_overhead.py                       # as train() runs (auto precision)
     python bench/transform_overhead.py --precision fp32 --memory-format contiguous
     python bench/transform_overhead.py --backbones resnet20 mixer_s --batch-size 64 --repeats 9
     python bench/transform_overhead.py --malloc default      # glibc's malloc as it comes
+    python bench/transform_overhead.py --device cuda --repeats 21 --json runs/overhead.json
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import json
 import os
 import platform
 import statistics
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -58,14 +65,19 @@ def train_step(
 ) -> None:
     """One step as ``snt_search.training.train`` takes it (autocast when ``amp``)."""
     opt.zero_grad(set_to_none=True)
-    with torch.autocast("cpu", dtype=amp or torch.bfloat16, enabled=amp is not None):
+    with torch.autocast(x.device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
         logits = model(x)
     nn.functional.cross_entropy(logits.float(), y).backward()
     opt.step()
 
 
 def build(
-    backbone: str, transform: str, classes: int, size: int, memory_format: str = "contiguous"
+    backbone: str,
+    transform: str,
+    classes: int,
+    size: int,
+    memory_format: str = "contiguous",
+    device: str = "cpu",
 ) -> nn.Module:
     reg = get_registry()
     plugin = reg.get("backbone", backbone)
@@ -75,14 +87,21 @@ def build(
     t = reg.get("transform", transform)
     assert isinstance(t, Transform)
     t.apply(model)
+    model.to(device)
     if use_channels_last(model, memory_format):
         model.to(memory_format=torch.channels_last)
     return model.train()
 
 
-def timed(step: Callable[[], None], clock: Callable[[], float]) -> float:
+def timed(step: Callable[[], None], clock: Callable[[], float], device: str = "cpu") -> float:
+    """Seconds of one ``step``; on CUDA, from an idle GPU until its kernels have finished."""
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(device)
     start = clock()
     step()
+    if cuda:
+        torch.cuda.synchronize(device)
     return clock() - start
 
 
@@ -97,12 +116,15 @@ def _compare(
     g = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch_size, 3, args.image_size, args.image_size, generator=g)
     y = torch.randint(0, args.classes, (args.batch_size,), generator=g)
+    x, y = x.to(args.device), y.to(args.device)  # the same data on every device
     steps: dict[str, Callable[[], None]] = {}
     params: dict[str, int] = {}
     for name in ("none", transform):
-        model = build(backbone, name, args.classes, args.image_size, args.memory_format)
-        amp = autocast_dtype(args.precision, "cpu")
-        if fp32_depthwise(args.precision, "cpu", model):  # as train() does
+        model = build(
+            backbone, name, args.classes, args.image_size, args.memory_format, args.device
+        )
+        amp = autocast_dtype(args.precision, args.device)
+        if fp32_depthwise(args.precision, args.device, model):  # as train() does
             stack.enter_context(depthwise_fp32(model))
         xx = x.contiguous(memory_format=torch.channels_last) if model_is_channels_last(model) else x
         plugin = get_registry().get("optimizer", args.optimizer)  # as train() builds it
@@ -117,7 +139,7 @@ def _compare(
     for r in range(args.repeats):
         order = list(steps) if r % 2 == 0 else list(reversed(steps))
         for name in order:
-            times[name].append(timed(steps[name], CLOCKS[args.clock]))
+            times[name].append(timed(steps[name], CLOCKS[args.clock], args.device))
     base, new = (statistics.median(times[n]) for n in ("none", transform))
     # Each repeat times the two models back to back: its own ratio shows how much the
     # machine drifted during the run (the spread printed beside the median ratio).
@@ -146,6 +168,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: default)")
     ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
+    ap.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda[:N]")
+    ap.add_argument("--json", type=Path, help="also write the header and rows to this JSON file")
     ap.add_argument(
         "--precision", choices=PRECISIONS, default="auto", help="as train.precision (auto)"
     )
@@ -162,32 +186,47 @@ def main() -> None:
         help="train: freed host memory kept for reuse, as train() sets it; default: glibc's own",
     )
     args = ap.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        ap.error(f"--device {args.device}: torch {torch.__version__} sees no CUDA device")
+    if device.type == "cuda" and args.clock == "cpu":
+        ap.error("--clock cpu counts this process's CPU time, not the GPU's: use --clock wall")
+    if device.type not in ("cpu", "cuda"):
+        ap.error(f"--device {args.device}: only cpu and cuda are supported")
     if args.malloc == "default":
         os.environ["SNT_SEARCH_MALLOC"] = "default"
     malloc = reuse_freed_memory()
     warnings.filterwarnings("ignore", message="snt: .* has no residual block")  # MobileNet-V1
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(
+    gpu = f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
+    depthwise = args.precision == "auto" and device.type == "cpu"
+    header = (
         f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cpus, {torch.get_num_threads()} threads, load avg "
-        f"{os.getloadavg()[0]:.1f}; batch {args.batch_size}x3x{args.image_size}x"
-        f"{args.image_size}, warmup {args.warmup}, median of {args.repeats}, {args.clock} clock, "
-        f"precision {args.precision} (autocast {autocast_dtype(args.precision, 'cpu')}; "
-        f"{'depthwise convs in fp32' if args.precision == 'auto' else ''}), "
+        f"{os.getloadavg()[0]:.1f}; device {args.device}{gpu}; batch {args.batch_size}x3x"
+        f"{args.image_size}x{args.image_size}, warmup {args.warmup}, median of {args.repeats}, "
+        f"{args.clock} clock, precision {args.precision} (autocast "
+        f"{autocast_dtype(args.precision, args.device)}; "
+        f"{'depthwise convs in fp32' if depthwise else ''}), "
         f"memory format {args.memory_format}, optimizer {args.optimizer}; {malloc}"
     )
+    print(header)
     print(f"{'backbone':<14}{'params none':>12}{'params ' + args.transform:>12}"
           f"{'ms none':>10}{'ms ' + args.transform:>10}{'ratio':>8}"
           f"{'per-repeat ratios, quartiles':>30}")  # fmt: skip
+    rows = []
     for backbone in args.backbones:
         r = compare(backbone, args.transform, args)
+        rows.append({"backbone": backbone, "transform": args.transform, **r})
         print(
             f"{backbone:<14}{r['params_none']:>12,}{r['params_new']:>12,}"
             f"{r['ms_none']:>10.1f}{r['ms_new']:>10.1f}{r['ratio']:>7.3f}x"
             f"{r['ratio_q1']:>21.3f}x – {r['ratio_q3']:.3f}x",
             flush=True,
         )
+    if args.json:
+        args.json.write_text(json.dumps({"header": header, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":
