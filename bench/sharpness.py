@@ -16,7 +16,7 @@ tight Lanczos run (tol 1e-6). ``--matched`` (with ``--reference``) also times Py
 *our* accuracy: its power steps are watched (``on_step``) and the run is stopped at the first
 estimate as close to the reference as ours (at least 1e-5, the reference's own precision),
 i.e. PyHessian with an oracle stopping rule, best of ``--repeats`` runs. Runs offline on
-scikit-learn's digits by default; ``--data-dir /work/shared/datasets/cifar10-subset`` uses
+scikit-learn's digits by default; ``--data-dir ../shared/datasets/cifar10-subset`` uses
 real CIFAR-10 images instead. ``--device cuda`` runs the models and both estimators on a GPU
 (the batches are moved there once, before either is timed; the clock is read after
 ``torch.cuda.synchronize()``; wall clock only).
