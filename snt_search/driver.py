@@ -37,6 +37,7 @@ from typing import Any
 import optuna
 
 from .objective import TrialObjective
+from .optuna_compat import TRIAL_LOGGER
 from .pareto import front_rows, write_front
 from .pipeline import run_trial
 from .progress import StudyProgress
@@ -61,7 +62,7 @@ __all__ = [
 
 MAX_UNEXPECTED_IN_A_ROW = 3  # unexpected errors in a row that stop a worker (a bug, not a config)
 RESUME_HINT = "run the same command again to resume"
-_OPTUNA_TRIAL_LOG = "optuna.study._optimize"  # the logger of Optuna's "Trial N failed" warnings
+_OPTUNA_TRIAL_LOG = TRIAL_LOGGER  # the logger of Optuna's "Trial N failed" warnings
 
 
 class StudyAborted(RuntimeError):

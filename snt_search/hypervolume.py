@@ -3,7 +3,9 @@
 The hypervolume is the area (volume, with more objectives) that a front dominates up to a
 reference point: one number that grows as the front improves, used to compare samplers and to
 see whether a study still progresses. Objectives to maximize are negated so that all are
-minimized. The computation is Optuna's (``optuna._hypervolume.compute_hypervolume``).
+minimized. Only the trials :func:`snt_search.pareto.eligible` counts (COMPLETE, feasible, finite)
+enter, so the front is :func:`snt_search.pareto.front_trials`'s. The computation is Optuna's
+(reached through :func:`snt_search.optuna_compat.compute_hypervolume`).
 
 A history only compares with itself when the reference point stays fixed: :func:`history`
 takes one (e.g. from :func:`reference_point`, the worst finite value of each objective over
@@ -12,13 +14,15 @@ the trials, pushed out by 10% of its range) and returns the hypervolume after ea
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import optuna
 from optuna.study import StudyDirection
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
+
+from .optuna_compat import compute_hypervolume
+from .pareto import eligible, front_trials
 
 __all__ = ["front_numbers", "history", "hypervolume", "minimized", "reference_point"]
 
@@ -26,27 +30,19 @@ __all__ = ["front_numbers", "history", "hypervolume", "minimized", "reference_po
 def minimized(
     trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]
 ) -> list[tuple[int, np.ndarray]]:
-    """``(trial number, values as minimization)`` of COMPLETE, feasible, finite trials."""
+    """``(trial number, values as minimization)`` of the eligible trials (COMPLETE, feasible,
+    finite: :func:`snt_search.pareto.eligible`), by number."""
     sign = np.array([-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in directions])
-    out = []
-    for t in sorted(trials, key=lambda t: t.number):
-        if t.state != TrialState.COMPLETE or t.values is None:
-            continue
-        if not all(math.isfinite(v) for v in t.values) or not _feasible(t):
-            continue
-        out.append((t.number, sign * np.asarray(t.values, dtype=float)))
-    return out
+    return [
+        (t.number, sign * np.asarray(t.values, dtype=float))
+        for t in sorted(trials, key=lambda t: t.number)
+        if eligible(t)
+    ]
 
 
 def front_numbers(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]) -> list[int]:
-    """Numbers of the non-dominated COMPLETE, feasible, finite trials (``study.best_trials``
-    without re-reading the storage), ascending."""
-    points = minimized(trials, directions)
-    return [
-        n
-        for n, p in points
-        if not any(np.all(q <= p) and np.any(q < p) for m, q in points if m != n)
-    ]
+    """Numbers of the trials of :func:`snt_search.pareto.front_trials`, ascending."""
+    return [t.number for t in front_trials(trials, directions)]
 
 
 def reference_point(points: Sequence[np.ndarray], margin: float = 0.1) -> np.ndarray | None:
@@ -67,9 +63,7 @@ def hypervolume(points: Sequence[np.ndarray], reference: np.ndarray) -> float:
     inside = [p for p in points if np.all(p < reference)]
     if not inside:
         return 0.0
-    from optuna._hypervolume import compute_hypervolume
-
-    return float(compute_hypervolume(np.stack(inside), reference, assume_pareto=False))
+    return compute_hypervolume(np.stack(inside), reference)
 
 
 def history(
@@ -99,14 +93,3 @@ def history(
             front = [q for q in front if not np.all(p <= q)] + [p]
         out.append({"trial": number, "hypervolume": hypervolume(front, ref)})
     return out, [float(x) for x in ref]
-
-
-def _feasible(trial: FrozenTrial) -> bool:
-    """No constraint value > 0 (Optuna's convention; ``constraints`` or ``constraints:<name>``)."""
-    for key, value in trial.system_attrs.items():
-        if key == "constraints" and value is not None:
-            if any(v > 0 for v in value):
-                return False
-        elif key.startswith("constraints:") and value > 0:
-            return False
-    return True

@@ -27,6 +27,7 @@ import optuna
 
 from .checkpoint import read_metadata
 from .early_stop import EarlyStopped, front_floor
+from .optuna_compat import stored_trial
 from .pipeline import TrialFailed
 from .progress import StudyProgress
 from .recording import record_end, record_result, requeue
@@ -131,7 +132,7 @@ class TrialObjective:
         by Ctrl-C) finds the checkpoint of the trial it repeats; the hash of the trial's
         configuration keeps another study of the same name from resuming a foreign checkpoint.
         """
-        attrs = trial.storage.get_trial_system_attrs(trial._trial_id)
+        attrs = stored_trial(trial).system_attrs
         origin = int(attrs.get("failed_trial", trial.number))
         config = {k: v for k, v in spec.as_dict().items() if k not in ("data_dir", "device")}
         digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
@@ -149,7 +150,7 @@ class TrialObjective:
     def _requeue(self, trial: optuna.Trial) -> None:
         """Queue an interrupted trial again (same parameters), marked as repeating the original."""
         try:
-            requeue(self.study, trial.storage.get_trial(trial._trial_id), as_retry=False)
+            requeue(self.study, stored_trial(trial), as_retry=False)
             trial.set_user_attr("interrupted", True)
         except Exception as exc:  # an interrupt must stay an interrupt
             logging.getLogger(__name__).warning(

@@ -1,7 +1,11 @@
-"""The Pareto front of a study: rows for people (tables) and files for tools (JSON, CSV).
+"""The Pareto front of a study: the one rule, rows for people (tables), files for tools.
 
-The front is Optuna's ``study.best_trials`` (non-dominated COMPLETE trials) with trials whose
-objective values are not finite left out: NaN or infinity never enters a front.
+:func:`front_trials` is the front everywhere in snt-search (``snt-search pareto``, the
+``pareto_front`` stored with the study, its hypervolume, the report): the non-dominated trials
+among the *eligible* ones: COMPLETE, feasible (every constraint value stored with the trial
+is <= 0, Optuna's rule) and with all objective values finite. An infeasible trial or one with
+NaN or infinity never enters the front, nor hides a trial that does: it is left out before
+domination is decided. When the front is empty, :func:`empty_front_reason` says why.
 """
 
 from __future__ import annotations
@@ -11,12 +15,28 @@ import json
 import math
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["front_rows", "objective_names", "write_csv", "write_front"]
+from .optuna_compat import constraint_values
+
+__all__ = [
+    "eligible",
+    "empty_front_reason",
+    "feasible",
+    "front_header",
+    "front_rows",
+    "front_trials",
+    "objective_names",
+    "write_csv",
+    "write_front",
+]
 
 # Trial attributes shown beside the objectives when present.
 DETAIL_ATTRS = (
@@ -36,13 +56,86 @@ def objective_names(study: optuna.Study) -> list[str]:
     return [f"objective_{i}" for i in range(len(study.directions))]
 
 
+def feasible(trial: FrozenTrial) -> bool:
+    """True when no constraint value stored with ``trial`` is above 0 (none stored: True)."""
+    return all(v <= 0 for v in constraint_values(trial).values())
+
+
+def eligible(trial: FrozenTrial) -> bool:
+    """True for a trial that may be on the front: COMPLETE, feasible, all values finite."""
+    return (
+        trial.state == TrialState.COMPLETE
+        and trial.values is not None
+        and all(math.isfinite(v) for v in trial.values)
+        and feasible(trial)
+    )
+
+
+def front_trials(
+    study: optuna.Study | Sequence[FrozenTrial],
+    directions: Sequence[StudyDirection] | None = None,
+) -> list[FrozenTrial]:
+    """The Pareto front: trials that :func:`eligible` and no other such trial dominates.
+
+    ``study``: a study, or its trials with ``directions``. Trials with equal values are all on
+    the front. Sorted by trial number.
+    """
+    trials, directions = _trials(study, directions)
+    kept = sorted((t for t in trials if eligible(t)), key=lambda t: t.number)
+    if not kept:
+        return []
+    sign = np.array([-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in directions])
+    points = np.array([sign * np.asarray(t.values, dtype=float) for t in kept])
+    if points.shape[1] != len(directions):
+        raise ValueError(
+            f"trials carry {points.shape[1]} objective values but the study has "
+            f"{len(directions)} directions; pass the directions of the study they belong to"
+        )
+    dominated = [
+        bool(np.any(np.all(points <= p, axis=1) & np.any(points < p, axis=1))) for p in points
+    ]
+    return [t for t, d in zip(kept, dominated, strict=True) if not d]
+
+
+def empty_front_reason(study: optuna.Study | Sequence[FrozenTrial]) -> str:
+    """Why :func:`front_trials` of ``study`` (a study or its trials) is empty: no COMPLETE
+    trial yet, or each one is infeasible or has a non-finite objective value (how many, and
+    which constraints they violate, each with the number of trials violating it)."""
+    trials = study.get_trials(deepcopy=False) if isinstance(study, optuna.Study) else study
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
+    if not complete:
+        return "no finished trial yet"
+    violated: dict[str, int] = {}
+    infeasible = nonfinite = 0
+    for t in complete:
+        over = [k for k, v in constraint_values(t).items() if v > 0]
+        infeasible += bool(over)
+        nonfinite += not all(math.isfinite(v) for v in t.values)
+        for key in over:
+            violated[key] = violated.get(key, 0) + 1
+    which = ", ".join(f"{k} ({n} of {len(complete)})" for k, n in sorted(violated.items()))
+    if infeasible == len(complete):
+        return (
+            f"no feasible trial: all {len(complete)} complete trials violate a constraint: {which}"
+        )
+    if nonfinite == len(complete):
+        return (
+            f"no trial with finite objective values: all {len(complete)} complete trials "
+            f"have NaN or infinite ones"
+        )
+    return (
+        f"no feasible trial with finite objective values among {len(complete)} complete "
+        f"trials: {infeasible} violate a constraint ({which}), {nonfinite} have NaN or "
+        f"infinite objective values"
+    )
+
+
 def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """One dict per Pareto-optimal trial: number, objective values, choices, key metrics."""
+    """One dict per trial of :func:`front_trials`: number, objective values, choices, metrics."""
     names = objective_names(study)
     rows = []
-    for t in sorted(study.best_trials, key=lambda t: t.number):
-        if t.values is None or not all(math.isfinite(v) for v in t.values):
-            continue
+    for t in front_trials(study):
+        assert t.values is not None
         row: dict[str, Any] = {"trial": t.number}
         row.update(dict(zip(names, t.values, strict=True)))
         for attr in DETAIL_ATTRS:
@@ -53,18 +146,29 @@ def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
     return rows
 
 
-def write_front(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
-    """Write ``pareto.json`` and ``pareto.csv`` into ``out_dir``; return their paths."""
+def write_front(
+    rows: list[dict[str, Any]], out_dir: Path, header: Sequence[str] = ()
+) -> list[Path]:
+    """Write ``pareto.json`` and ``pareto.csv`` into ``out_dir``; return their paths.
+
+    ``header``: see :func:`write_csv`.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, csv_path = out_dir / "pareto.json", out_dir / "pareto.csv"
     _atomic_write(json_path, json.dumps(rows, indent=2, default=str) + "\n")
-    return [json_path, write_csv(rows, csv_path)]
+    return [json_path, write_csv(rows, csv_path, header)]
 
 
-def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
-    """Write ``rows`` as CSV (columns: the union of the rows' keys, in first-seen order)."""
+def front_header(study: optuna.Study) -> list[str]:
+    """The columns every front row of ``study`` starts with: ``trial`` and the objectives."""
+    return ["trial", *objective_names(study)]
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path, header: Sequence[str] = ()) -> Path:
+    """Write ``rows`` as CSV (columns: ``header``, then the rows' other keys in first-seen
+    order); with no rows, the file still holds the header row (e.g. :func:`front_header`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    columns: list[str] = []
+    columns: list[str] = list(header)
     for row in rows:
         columns += [c for c in row if c not in columns]
     tmp = _tmp_path(path)
@@ -74,6 +178,16 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
         writer.writerows(rows)
     tmp.replace(path)
     return path
+
+
+def _trials(
+    study: optuna.Study | Sequence[FrozenTrial], directions: Sequence[StudyDirection] | None
+) -> tuple[Sequence[FrozenTrial], Sequence[StudyDirection]]:
+    if isinstance(study, optuna.Study):
+        return study.get_trials(deepcopy=False), study.directions
+    if directions is None:
+        raise TypeError("front_trials(trials, directions): pass the study's directions too")
+    return study, directions
 
 
 def _tmp_path(path: Path) -> Path:

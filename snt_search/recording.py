@@ -25,6 +25,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from . import hypervolume
 from .constraints import Constraint, constraint_values
+from .optuna_compat import set_constraints_attr
+from .pareto import front_trials
 
 __all__ = [
     "finished_counts",
@@ -54,7 +56,7 @@ def record_result(
         for key, value in values.items():
             trial.set_constraint(key, value)
     elif values:  # pragma: no cover - Optuna 4 reads the ``constraints`` system attribute
-        trial.storage.set_trial_system_attr(trial._trial_id, "constraints", tuple(values.values()))
+        set_constraints_attr(trial, values)
 
 
 def record_end(trial: optuna.Trial, key: str, why: str, curve: Sequence[Mapping[str, Any]]) -> None:
@@ -132,7 +134,8 @@ def trials_ahead(study: optuna.Study, number: int) -> int:
 
 
 def record_study(study: optuna.Study, _trial: optuna.trial.FrozenTrial | None = None) -> None:
-    """Store the Pareto front and the hypervolume history as study user attributes.
+    """Store the Pareto front (:func:`snt_search.pareto.front_trials`, trial numbers
+    ascending) and the hypervolume history as study user attributes.
 
     Each call recomputes both from all trials, so concurrent workers cannot leave them
     inconsistent: the last writer stores the latest state. The history keeps only the trials
@@ -148,7 +151,7 @@ def record_study(study: optuna.Study, _trial: optuna.trial.FrozenTrial | None = 
             if not steps or point["hypervolume"] != steps[-1][1]:
                 steps.append([point["trial"], point["hypervolume"]])
         values = {
-            "pareto_front": hypervolume.front_numbers(trials, study.directions),
+            "pareto_front": [t.number for t in front_trials(trials, study.directions)],
             "hypervolume_history": steps,
             "hypervolume_reference": reference,
         }

@@ -40,10 +40,12 @@ from typing import Any
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
+
+from .optuna_compat import BaseHeartbeat
+from .optuna_compat import trial_id as storage_id
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -270,7 +272,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
                 continue
             started = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
             if now - max(float(beat), started) > self._grace_period:
-                stale.append(trial._trial_id)
+                stale.append(storage_id(trial))
         return stale
 
     def get_heartbeat_interval(self) -> int | None:

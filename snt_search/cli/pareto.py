@@ -9,7 +9,7 @@ from typing import Any
 import optuna
 from rich.table import Table
 
-from ..pareto import front_rows, write_csv, write_front
+from ..pareto import empty_front_reason, front_header, front_rows, write_csv, write_front
 from ..storage import DEFAULT_STORAGE, open_existing_storage
 from ._common import add_json, console, print_json
 
@@ -69,9 +69,9 @@ def run(args: argparse.Namespace) -> int:
     rows = front_rows(study)
     written = []
     if args.out:
-        written += write_front(rows, args.out)
+        written += write_front(rows, args.out, front_header(study))
     if args.csv:
-        written.append(write_csv(rows, args.csv))
+        written.append(write_csv(rows, args.csv, front_header(study)))
     if args.html:
         from ..plots import write_html
 
@@ -85,15 +85,19 @@ def run(args: argparse.Namespace) -> int:
         return 0
     history = study.user_attrs.get("hypervolume_history") or []
     hv = f", hypervolume {history[-1][1]:.4g}" if history else ""
-    print_front(rows, title=f"Pareto front of {args.study_name} ({len(study.trials)} trials{hv})")
+    title = f"Pareto front of {args.study_name} ({len(study.trials)} trials{hv})"
+    print_front(rows, title=title, empty=empty_front_reason(study))
     if written:
         console.print("written: " + ", ".join(str(f) for f in written))
     return 0
 
 
-def print_front(rows: list[dict[str, Any]], *, title: str) -> None:
+def print_front(
+    rows: list[dict[str, Any]], *, title: str, empty: str = "no finished trial yet"
+) -> None:
+    """Print ``rows`` as a table; no rows: ``title: empty`` (why the front is empty)."""
     if not rows:
-        console.print(f"{title}: no finished trial yet")
+        console.print(f"{title}: {empty}")
         return
     table = Table(title=title)
     columns: list[str] = []

@@ -24,6 +24,7 @@ from typing import Any
 import optuna
 
 from ..driver import RESUME_HINT, StudyOptions, finished_counts
+from ..optuna_compat import trial_id
 from ..resources import TrialResources
 from ..space import Space
 from .options import RayOptions
@@ -186,7 +187,7 @@ def requeue_orphans(study: optuna.Study, experiments: set[str]) -> None:
         if name in experiments:
             fail_and_requeue(
                 study,
-                t._trial_id,
+                trial_id(t),
                 f"lost: Ray experiment {name} ended without finishing it (its driver stopped "
                 f"before Ray recorded the trial); its parameters are queued again",
             )

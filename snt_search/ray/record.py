@@ -22,6 +22,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..constraints import Constraint
+from ..optuna_compat import study_storage
 from ..recording import record_end, record_result, requeue
 
 __all__ = ["ATTR_EXPERIMENT", "MAX_REQUEUE", "STATE_ATTR", "fail_and_requeue", "record_outcome"]
@@ -60,7 +61,7 @@ def fail_and_requeue(study: optuna.Study, trial_id: int, reason: str) -> bool:
     Returns whether a retry was queued: not when the trial had already finished, nor after
     :data:`MAX_REQUEUE` retries of the same original trial.
     """
-    storage = study._storage  # the public path needs a live Trial; see the docstring
+    storage = study_storage(study)  # the public path needs a live Trial; see the docstring
     frozen = storage.get_trial(trial_id)
     if frozen.state != TrialState.RUNNING:
         return False

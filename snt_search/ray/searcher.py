@@ -47,6 +47,7 @@ from ..driver import (
     record_study,
 )
 from ..early_stop import front_floor
+from ..optuna_compat import trial_id as storage_id
 from ..samplers import make_sampler
 from ..space import Space
 from ..trial_spec import sample
@@ -112,7 +113,7 @@ class StudySearcher(Searcher):
                 study.sampler = make_sampler(self._space, self._stream, restart=asked)
             # After a restore, Ray may run again a trial the study already has: its state was
             # saved before the trial ended. Forget it; its repeated result is ignored.
-            running = {t._trial_id for t in study.get_trials(deepcopy=False, states=(RUNNING,))}
+            running = {storage_id(t) for t in study.get_trials(deepcopy=False, states=(RUNNING,))}
             self._live = {k: v for k, v in self._live.items() if v.trial_id in running}
             self._study = study
         return self._study
@@ -144,7 +145,7 @@ class StudySearcher(Searcher):
         trial.set_user_attr("config", spec.as_dict())
         trial.set_user_attr(ATTR_EXPERIMENT, self._experiment)
         trial.set_user_attr("ray_trial_id", trial_id)
-        self._live[trial_id] = _Live(trial._trial_id, trial.number, handle=trial)
+        self._live[trial_id] = _Live(storage_id(trial), trial.number, handle=trial)
         rule = self._space.early_stop
         front_accuracy = None
         if rule is not None and rule.front_fraction is not None:

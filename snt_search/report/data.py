@@ -6,13 +6,16 @@ report never writes to the study.
 
 Conventions:
 - a *finished* trial is COMPLETE; a *failed* one is FAIL (``fail_reason`` says why, when the
-  driver recorded it); RUNNING/WAITING/PRUNED trials are listed but not analysed;
+  driver recorded it), except a *surplus* one (FAIL with the ``surplus`` attribute: the driver
+  ended it unrun because the study already had its trials; never a result, never a failure);
+  RUNNING/WAITING/PRUNED trials are listed but not analysed;
 - metrics are floats, ``None`` when the trial does not carry them; non-finite values are kept
   as they are (NaN, inf) and left out of statistics and the front by :func:`finite`;
 - the *group* of a trial is its transform x optimizer (prefixed by the dataset, backbone or
   compressor when the study varies those), the unit the paper compares (ADAM, SAM, ARCH);
-- the Pareto front is the non-dominated set of finished trials whose objective values are all
-  finite, under the study's directions (the rule of ``snt-search pareto``).
+- the Pareto front is :func:`snt_search.pareto.front_trials` (finished, feasible under the
+  trials' stored constraints, finite, non-dominated): the front of ``snt-search pareto`` and of
+  the study's stored ``pareto_front``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 
 import optuna
 
+from ..pareto import front_trials, objective_names
 from ..storage import DEFAULT_STORAGE, open_storage
 
 __all__ = [
@@ -97,6 +101,12 @@ class TrialRow:
     fail_reason: str | None
     duration_s: float | None
     on_front: bool = False
+    surplus: str | None = None  # why the driver failed it unrun (see the module docstring)
+
+    @property
+    def status(self) -> str:
+        """The state in lower case, ``surplus`` for a trial the driver failed unrun."""
+        return "surplus" if self.surplus is not None else self.state.lower()
 
     def metric(self, name: str) -> float | None:
         return self.metrics.get(name)
@@ -120,6 +130,7 @@ class TrialRow:
             out[point[0]] = point[1]
         out["on_front"] = self.on_front
         out["fail_reason"] = self.fail_reason
+        out["surplus"] = self.surplus
         return out
 
 
@@ -141,7 +152,13 @@ class StudyData:
 
     @property
     def failed(self) -> list[TrialRow]:
-        return [t for t in self.trials if t.state == "FAIL"]
+        """FAIL trials, surplus ones left out (see :attr:`surplus`)."""
+        return [t for t in self.trials if t.state == "FAIL" and t.surplus is None]
+
+    @property
+    def surplus(self) -> list[TrialRow]:
+        """FAIL trials the driver ended unrun: the study already had its trials."""
+        return [t for t in self.trials if t.state == "FAIL" and t.surplus is not None]
 
     @property
     def front(self) -> list[TrialRow]:
@@ -182,21 +199,18 @@ def load_study_data(storage_url: str, study_name: str) -> StudyData:
 def study_data(study: optuna.Study, storage_url: str = "") -> StudyData:
     """The tidy table of ``study`` (any Optuna study; missing attributes become ``None``)."""
     directions = [d.name.lower() for d in study.directions]
-    names = study.user_attrs.get("objectives")
-    objectives = (
-        [str(n) for n in names]
-        if isinstance(names, list) and len(names) == len(directions)
-        else [f"objective_{i}" for i in range(len(directions))]
-    )
+    objectives = objective_names(study)
     frozen = study.get_trials(deepcopy=False)
     plugins = [_plugins(t) for t in frozen]
     kinds = [k for k in _GROUP_PREFIX_KINDS if len({p.get(k) for p in plugins if p.get(k)}) > 1] + [
         "transform",
         "optimizer",
     ]
-    rows = [_row(t, p, kinds, objectives) for t, p in zip(frozen, plugins, strict=True)]
-    front = _front(rows, directions)
-    rows = [_with_front(r, r.number in front) for r in rows]
+    front = {t.number for t in front_trials(frozen, study.directions)}
+    rows = [
+        _row(t, p, kinds, objectives, t.number in front)
+        for t, p in zip(frozen, plugins, strict=True)
+    ]
     return StudyData(
         name=study.study_name,
         storage=storage_url,
@@ -227,7 +241,11 @@ def _plugins(t: optuna.trial.FrozenTrial) -> dict[str, str]:
 
 
 def _row(
-    t: optuna.trial.FrozenTrial, plugins: dict[str, str], kinds: list[str], objectives: list[str]
+    t: optuna.trial.FrozenTrial,
+    plugins: dict[str, str],
+    kinds: list[str],
+    objectives: list[str],
+    on_front: bool,
 ) -> TrialRow:
     attrs = t.user_attrs
     metrics = {m: _number(attrs.get(m)) for m in METRICS}
@@ -257,6 +275,8 @@ def _row(
         or _sweep((compression or {}).get("sweep")),
         fail_reason=str(attrs["fail_reason"]) if "fail_reason" in attrs else None,
         duration_s=duration,
+        on_front=on_front,
+        surplus=str(attrs["surplus"]) if "surplus" in attrs else None,
     )
 
 
@@ -280,27 +300,3 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
-
-
-def _front(rows: list[TrialRow], directions: list[str]) -> set[int]:
-    signs = [1.0 if d == "minimize" else -1.0 for d in directions]
-    points = {
-        r.number: [s * v for s, v in zip(signs, r.values, strict=True)]
-        for r in rows
-        if r.state == "COMPLETE" and r.values is not None and finite(*r.values)
-    }
-
-    def dominates(a: list[float], b: list[float]) -> bool:
-        return all(x <= y for x, y in zip(a, b, strict=True)) and a != b
-
-    return {
-        n
-        for n, p in points.items()
-        if not any(dominates(q, p) for m, q in points.items() if m != n)
-    }
-
-
-def _with_front(row: TrialRow, on_front: bool) -> TrialRow:
-    from dataclasses import replace
-
-    return replace(row, on_front=on_front)

@@ -52,9 +52,11 @@ def verdict(corr: Correlation) -> str:
 
 
 def _findings(data: StudyData, corr: Correlation) -> list[str]:
-    n_other = len(data.trials) - len(data.finished) - len(data.failed)
+    n_surplus = len(data.surplus)
+    n_other = len(data.trials) - len(data.finished) - len(data.failed) - n_surplus
     out = [
         f"{len(data.trials)} trials: {len(data.finished)} finished, {len(data.failed)} failed"
+        + (f", {n_surplus} surplus (ended unrun: the study had its trials)" if n_surplus else "")
         + (f", {n_other} running, waiting or pruned" if n_other else "")
         + f"; {len(data.front)} on the Pareto front."
     ]

@@ -88,7 +88,10 @@ def _front_table(data: StudyData) -> Table:
             ]
         )
     arrows = ", ".join(f"{o} ({d})" for o, d in zip(data.objectives, data.directions, strict=False))
-    note = f"Non-dominated finished trials with finite objectives; objectives: {arrows}."
+    note = (
+        "Non-dominated finished trials that meet the study's constraints and have finite "
+        f"objectives (as `snt-search pareto`); objectives: {arrows}."
+    )
     return Table("front", "Pareto front", columns, rows, note)
 
 
@@ -184,20 +187,27 @@ def _failure_table(data: StudyData) -> Table:
         [str(r.number), r.group, r.fail_reason or "no reason stored (killed worker or old run)"]
         for r in data.failed
     ]
-    return Table("failures", "Failed trials", ["trial", "group", "reason"], rows)
+    surplus = [str(r.number) for r in data.surplus]
+    note = (
+        f"Not listed: {len(surplus)} surplus trial(s) ({', '.join(surplus)}), failed unrun "
+        "because the study already had the trials asked for (not failures)."
+        if surplus
+        else ""
+    )
+    return Table("failures", "Failed trials", ["trial", "group", "reason"], rows, note)
 
 
 def _rerun_table(data: StudyData) -> Table:
     rows = []
     for r in data.trials:
         if r.config is None:
-            rows.append([str(r.number), r.state.lower(), "no config stored with this trial", "–"])
+            rows.append([str(r.number), r.status, "no config stored with this trial", "–"])
             continue
         try:
             command = rerun_command(r.config)
         except ValueError as exc:
             command = f"cannot build: {exc}"
-        rows.append([str(r.number), r.state.lower(), command, _untrained(r.config)])
+        rows.append([str(r.number), r.status, command, _untrained(r.config)])
     note = (
         "snt-search train re-trains the trial's model (same data subsets, seed and settings); "
         "compression and the λ_max estimate then use the settings in the last column."
@@ -224,7 +234,7 @@ def _trials_table(data: StudyData) -> Table:
     rows = [
         [
             str(r.number),
-            r.state.lower(),
+            r.status,
             r.group,
             *(fmt(r.metric(m)) for m in metrics),
             fmt(r.on_front),
