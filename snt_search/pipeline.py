@@ -23,6 +23,7 @@ from torch import nn
 
 from .compression import sweep
 from .data import TensorLoader, normalize
+from .export.config import dataset_info
 from .registry import Registry, get_registry
 from .sharpness import draw_batches, estimate_lambda_max
 from .specs import (
@@ -47,9 +48,15 @@ class TrialFailed(RuntimeError):
 
 @dataclass
 class TrialResult:
+    """What a trial measured; ``models`` holds its ``"trained"`` and ``"compressed"`` modules
+    and ``dataset`` the input they expect (:func:`snt_search.export.dataset_info`), for
+    saving them (``docs/export.md``)."""
+
     metrics: dict[str, float]
     curve: list[dict[str, Any]] = field(default_factory=list)
     reports: dict[str, Any] = field(default_factory=dict)
+    models: dict[str, nn.Module] = field(default_factory=dict, repr=False)
+    dataset: dict[str, Any] = field(default_factory=dict)
 
 
 _DATA_CACHE: dict[tuple[Any, ...], DataBundle] = {}
@@ -206,7 +213,13 @@ def run_trial(
         "n_params": float(n_params),
     }
     _check_finite(metrics, stages)
-    return TrialResult(metrics=metrics, curve=trained.curve_dicts(), reports=reports)
+    return TrialResult(
+        metrics=metrics,
+        curve=trained.curve_dicts(),
+        reports=reports,
+        models={"trained": model, "compressed": compressed},
+        dataset=dataset_info(data),
+    )
 
 
 # The stage that measures each metric run_trial returns (others: "score").

@@ -83,3 +83,7 @@ class IterativeMagnitudePrune(Compressor):
                 "finetune_epochs": float(epochs * len(schedule)),
             },
         )
+
+    def restore(self, model: nn.Module, **params: Any) -> None:
+        """Nothing to add: the masks are made permanent, the zeros live in the weights."""
+        self.resolve_params(params)

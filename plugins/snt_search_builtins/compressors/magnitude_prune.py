@@ -50,3 +50,7 @@ class MagnitudePrune(Compressor):
                 stacklevel=2,
             )
         return CompressionReport(self.name, {**metrics, "target_sparsity": sparsity})
+
+    def restore(self, model: nn.Module, **params: Any) -> None:
+        """Nothing to add: the masks are made permanent, the zeros live in the weights."""
+        self.resolve_params(params)

@@ -114,6 +114,18 @@ class PostTrainingQuantization(Compressor):
             metrics["calibration_batches"] = float(used)
         return CompressionReport(self.name, metrics)
 
+    def restore(self, model: nn.Module, **params: Any) -> None:
+        """Re-attach the calibrated input quantizers (``activation_bits > 0``); weights are
+        stored quantized as plain tensors, so they need nothing."""
+        p = self.resolve_params(params)
+        abits = int(p["activation_bits"])
+        if not abits:
+            return
+        targets = prunable_weights(model, skip_first_last=bool(p["skip_first_last"]))
+        for q in attach_input_quantizers(targets, lambda: _static_quantizer(abits)):
+            q.disable_observer()
+            q.enable_fake_quant()
+
 
 def _static_quantizer(bits: int) -> FakeQuantize:
     """Per-tensor affine fake-quant with a min/max observer (static calibration)."""

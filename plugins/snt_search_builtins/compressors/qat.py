@@ -106,3 +106,10 @@ class QuantizationAwareTraining(Compressor):
                 "finetune_epochs": float(epochs),
             },
         )
+
+    def restore(self, model: nn.Module, **params: Any) -> None:
+        """Re-attach the PACT input quantizers; their learned ranges come with the state dict."""
+        p = self.resolve_params(params)
+        abits, two_sided = int(p["activation_bits"]), bool(p["two_sided"])
+        targets = prunable_weights(model, skip_first_last=bool(p["skip_first_last"]))
+        attach_input_quantizers(targets, lambda: TwoSidedPACT(abits, two_sided))

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from snt_search.compression.tokens import TokenState, as_vit, compress_tokens
+from snt_search.compression.tokens import TokenState, as_vit, compress_tokens, patch_vit
 from snt_search.specs import (
     CompressionContext,
     CompressionReport,
@@ -45,13 +45,19 @@ class TokenMerge(Compressor):
     ) -> CompressionReport:
         """Patch the ViT blocks of ``model`` in place; report measured speed-up and drop."""
         p = self.resolve_params(params)
+        state = self._state(model, p)
+        metrics = compress_tokens(
+            model, context, state, int(p["timing_runs"]), int(p["calibration_batches"])
+        )
+        return CompressionReport(self.name, {**metrics, "merged_per_block": float(state.merge_r)})
+
+    def restore(self, model: nn.Module, **params: Any) -> None:
+        """Patch the blocks again; token merging has no weights of its own."""
+        patch_vit(model, self._state(model, self.resolve_params(params)))
+
+    def _state(self, model: nn.Module, p: dict[str, Any]) -> TokenState:
         rate = float(p["merge_rate"])
         if not 0.0 <= rate <= 0.5:
             raise PluginError(f"merge_rate must be in [0, 0.5], got {rate!r}. Fix: e.g. 0.08.")
         patches = int(as_vit(model).patch_embed.num_patches)
-        r = math.floor(rate * patches)
-        state = TokenState(mode="merge", merge_r=r)
-        metrics = compress_tokens(
-            model, context, state, int(p["timing_runs"]), int(p["calibration_batches"])
-        )
-        return CompressionReport(self.name, {**metrics, "merged_per_block": float(r)})
+        return TokenState(mode="merge", merge_r=math.floor(rate * patches))

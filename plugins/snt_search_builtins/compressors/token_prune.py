@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from snt_search.compression.tokens import TokenState, as_vit, compress_tokens
+from snt_search.compression.tokens import TokenState, as_vit, compress_tokens, patch_vit
 from snt_search.specs import (
     CompressionContext,
     CompressionReport,
@@ -42,15 +42,22 @@ class TokenPrune(Compressor):
     ) -> CompressionReport:
         """Patch the ViT blocks of ``model`` in place; report measured speed-up and drop."""
         p = self.resolve_params(params)
+        state = self._state(model, p)
+        metrics = compress_tokens(
+            model, context, state, int(p["timing_runs"]), int(p["calibration_batches"])
+        )
+        return CompressionReport(self.name, {**metrics, "keep_rate": state.keep_rate})
+
+    def restore(self, model: nn.Module, **params: Any) -> None:
+        """Patch the blocks again; token pruning has no weights of its own."""
+        patch_vit(model, self._state(model, self.resolve_params(params)))
+
+    def _state(self, model: nn.Module, p: dict[str, Any]) -> TokenState:
         keep = float(p["keep_rate"])
         if not 0.0 < keep <= 1.0:
             raise PluginError(f"keep_rate must be in (0, 1], got {keep!r}. Fix: e.g. 0.7.")
         depth = len(as_vit(model).blocks)
-        state = TokenState(mode="prune", keep_rate=keep, prune_at=_blocks(str(p["blocks"]), depth))
-        metrics = compress_tokens(
-            model, context, state, int(p["timing_runs"]), int(p["calibration_batches"])
-        )
-        return CompressionReport(self.name, {**metrics, "keep_rate": keep})
+        return TokenState(mode="prune", keep_rate=keep, prune_at=_blocks(str(p["blocks"]), depth))
 
 
 def _blocks(spec: str, depth: int) -> frozenset[int]:
