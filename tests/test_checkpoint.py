@@ -34,11 +34,20 @@ def test_round_trip_with_optimizer_and_metadata(tmp_path: Path) -> None:
     assert torch.equal(s0["exp_avg"], s1["exp_avg"]) and float(s0["step"]) == float(s1["step"])
 
 
-def test_tied_weights_are_saved(tmp_path: Path) -> None:
+def tied() -> nn.Module:
     model = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3))
     model[1].weight = model[0].weight
+    return model
+
+
+def test_tied_weights_are_saved(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model, other = tied(), tied()  # different random weights
     save_checkpoint(tmp_path / "t.safetensors", model)
-    load_checkpoint(tmp_path / "t.safetensors", model)
+    load_checkpoint(tmp_path / "t.safetensors", other)
+    assert other[1].weight is other[0].weight  # still tied
+    for a, b in zip(model.state_dict().values(), other.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
 
 
 def test_mismatch_and_missing_file_say_what_to_do(tmp_path: Path) -> None:

@@ -57,6 +57,7 @@ def overlapping_runner(spec: TrialSpec, **_: Any) -> TrialResult:
     return quick_runner(spec)
 
 
+@pytest.mark.timing
 def test_commands_sharing_a_study_finish_exactly_the_target(
     tiny_space: Path, storage_url: str
 ) -> None:
@@ -124,6 +125,7 @@ def stalling_runner(spec: TrialSpec, *, checkpoint: Path, **kwargs: Any) -> Tria
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_worker_killed_in_lambda_max_is_failed_by_heartbeat_and_resumed(
     tiny_space: Path, storage_url: str, workdir: Path
 ) -> None:

@@ -143,6 +143,7 @@ def test_n_workers_times_m_trials_exactly(tiny_space: Path, storage_url: str) ->
     assert attrs["hypervolume_history"] and attrs["hypervolume_reference"]
 
 
+@pytest.mark.timing
 def test_killed_worker_is_failed_by_heartbeat_and_resumed(
     tiny_space: Path, storage_url: str, workdir: Path
 ) -> None:
@@ -195,6 +196,7 @@ def test_killed_worker_is_failed_by_heartbeat_and_resumed(
     assert not list(checkpoints.glob("*.safetensors"))  # finished trials clean up
 
 
+@pytest.mark.timing
 def test_journal_heartbeat_marks_only_stale_running_trials(workdir: Path) -> None:
     url = f"journal:{workdir / 'hb.log'}"
     storage = open_storage(url, heartbeat_s=1, grace_s=2)

@@ -219,6 +219,20 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path) -> None:  # 
         assert torch.allclose(a, b, atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("name", "cls"), [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)]
+)
+def test_adam_and_adamw_build_their_torch_class_with_the_plugin_parameters(
+    name: str, cls: type[torch.optim.Optimizer]
+) -> None:
+    plugin = get_registry().get("optimizer", name)
+    params = [nn.Parameter(torch.zeros(3))]
+    opt = plugin.build(params, lr=0.1, weight_decay=0.01, beta1=0.8, eps=1e-6)  # type: ignore[attr-defined]
+    assert type(opt) is cls
+    assert opt.defaults["betas"] == (0.8, 0.999) and opt.defaults["eps"] == 1e-6
+    assert opt.defaults["lr"] == 0.1 and opt.defaults["weight_decay"] == 0.01
+
+
 @pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "sam", "asam", "gsam"])
 def test_builtin_optimizers_step_fused_and_match_the_default_step(name: str) -> None:
     registry = get_registry()

@@ -40,6 +40,7 @@ def test_worker_exit_says_what_happened() -> None:
     assert "exited with code 1" in WorkerExit(3, 78, 1).describe()
 
 
+@pytest.mark.timing
 def test_ctrl_c_stops_cleanly_and_the_same_command_resumes_the_trial(
     tiny_space: Path,
     workdir: Path,

@@ -18,10 +18,14 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 PORT = 6391
 NODE = ["--num-cpus", "1", "--num-gpus", "0", "--object-store-memory", "100000000"]
+# The `ray` command of this interpreter's environment, not whichever one PATH finds first (a
+# pyenv shim or another virtualenv would start a cluster of another Ray version).
+RAY = str(Path(sys.executable).parent / "ray")
 
 
 def _stamp(what: str) -> None:
@@ -69,7 +73,7 @@ def main() -> None:
 
             ray.shutdown()  # before the cluster goes, or this process waits for it to return
             _stamp("ray.shutdown done")
-            subprocess.run(["ray", "stop", "--force"], capture_output=True)
+            subprocess.run([RAY, "stop", "--force"], capture_output=True)
             _stamp("ray stop done")
         if worker is not None:
             worker.kill()
@@ -80,13 +84,13 @@ def _start_cluster() -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """A head and a worker node, 1 CPU each, both on 127.0.0.1; returns the worker's process."""
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     subprocess.run(
-        ["ray", "start", "--head", f"--port={PORT}", "--include-dashboard=false", *NODE],
+        [RAY, "start", "--head", f"--port={PORT}", "--include-dashboard=false", *NODE],
         check=True,
         **quiet,
     )
     worker = subprocess.Popen(
         ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
-        + ["ray", "start", f"--address=127.0.0.1:{PORT}", "--block", *NODE],
+        + [RAY, "start", f"--address=127.0.0.1:{PORT}", "--block", *NODE],
         **quiet,
     )
     import ray

@@ -4,6 +4,8 @@ its address; the worker node is killed mid-trial. One cluster run serves both te
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 
 from snt_search.cli import main
 
+from . import sandbox_study
 from .conftest import Sandbox, _remove, finish
 
 TRIALS = 4
@@ -34,6 +37,7 @@ def cluster_run(
     return folder, result, study.get_trials()
 
 
+@pytest.mark.timing
 def test_trials_run_on_both_nodes_and_land_in_the_optuna_storage(
     cluster_run: tuple[Path, dict[str, Any], list[optuna.trial.FrozenTrial]],
     capsys: pytest.CaptureFixture[str],
@@ -63,6 +67,7 @@ def test_trials_run_on_both_nodes_and_land_in_the_optuna_storage(
     assert json.loads((folder / "runs/tiny/pareto.json").read_text())
 
 
+@pytest.mark.timing
 def test_a_worker_node_that_dies_mid_trial_loses_nothing(
     cluster_run: tuple[Path, dict[str, Any], list[optuna.trial.FrozenTrial]],
 ) -> None:
@@ -81,3 +86,11 @@ def test_a_worker_node_that_dies_mid_trial_loses_nothing(
             assert t.state == optuna.trial.TrialState.FAIL and "ray_error" in t.user_attrs
             assert any(r.system_attrs.get("failed_trial") == t.number for r in trials)
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == TRIALS
+
+
+def test_the_cluster_is_started_with_this_environments_ray() -> None:
+    """``ray start`` is this interpreter's, not the first ``ray`` on PATH (a pyenv shim or
+    another virtualenv would start a cluster of another Ray version)."""
+    ray = Path(sandbox_study.RAY)
+    assert ray.parent == Path(sys.executable).parent
+    assert ray.is_file() and os.access(ray, os.X_OK), f"no ray command beside {sys.executable}"

@@ -24,6 +24,7 @@ class _DataOnly(pickle.Unpickler):
         raise pickle.UnpicklingError(f"the searcher state holds an object: {module}.{name}")
 
 
+@pytest.mark.timing
 def test_an_nsga2_study_on_ray_saves_its_searcher_and_finishes(sandbox: Sandbox) -> None:
     space = TINY_SPACE.replace('sampler = "random"', 'sampler = "nsga2"')
     assert 'sampler = "nsga2"' in space

@@ -35,6 +35,7 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
+@pytest.mark.timing
 def test_a_killed_driver_resumes_with_the_same_command(sandbox: Sandbox) -> None:
     storage = f"sqlite:///{sandbox.folder / 'study.db'}"
     optuna.logging.set_verbosity(optuna.logging.ERROR)

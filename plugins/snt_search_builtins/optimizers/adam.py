@@ -1,9 +1,12 @@
-"""Adam (Kingma & Ba 2015): the paper's baseline optimizer ("ADAM" in Tables 2-3)."""
+"""Adam (Kingma & Ba 2015): the paper's baseline optimizer ("ADAM" in Tables 2-3).
+
+:class:`~snt_search_builtins.optimizers.adamw.AdamW` is this plugin with torch's AdamW.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -15,13 +18,14 @@ class Adam(Optimizer):
     """torch.optim.Adam; the paper's baseline (ADAM)."""
 
     defaults = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
+    torch_class: ClassVar[type[torch.optim.Adam] | type[torch.optim.AdamW]] = torch.optim.Adam
 
     def build(
         self, params: Iterable[torch.nn.Parameter], *, lr: float, weight_decay: float, **hp: Any
     ) -> torch.optim.Optimizer:
         p = self.resolve_params(hp)
         params = list(params)
-        return torch.optim.Adam(
+        return self.torch_class(
             params,
             lr=lr,
             weight_decay=weight_decay,

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
-
 import torch
 
-from snt_search.specs import Optimizer
-from snt_search.specs.optimizer import fused_kwargs
+from .adam import Adam
 
 
-class AdamW(Optimizer):
-    """torch.optim.AdamW (decoupled weight decay)."""
+class AdamW(Adam):
+    """torch.optim.AdamW (decoupled weight decay); parameters as :class:`Adam`."""
 
-    defaults = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
-
-    def build(
-        self, params: Iterable[torch.nn.Parameter], *, lr: float, weight_decay: float, **hp: Any
-    ) -> torch.optim.Optimizer:
-        p = self.resolve_params(hp)
-        params = list(params)
-        return torch.optim.AdamW(
-            params,
-            lr=lr,
-            weight_decay=weight_decay,
-            betas=(p["beta1"], p["beta2"]),
-            eps=p["eps"],
-            **fused_kwargs(params),
-        )
+    torch_class = torch.optim.AdamW

@@ -15,7 +15,6 @@ parameters and makes the transform raise :class:`TransformNotApplicable`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -190,8 +189,3 @@ def _example_input(model: nn.Module) -> torch.Tensor:
 
 def _count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def iter_lbias(model: nn.Module) -> Iterator[LBiasPReLU]:
-    """The LBiasPReLU modules of ``model`` (each once)."""
-    return (m for m in model.modules() if isinstance(m, LBiasPReLU))
