@@ -2,7 +2,8 @@
 
 snt-search needs a few things Optuna does not publish: a trial's storage id, a study's storage,
 the hypervolume routine, the heartbeat base class a storage implements, the logger of the
-"Trial N failed" warnings and, for Optuna 4, the system attribute that holds constraint values.
+"Trial N failed" warnings, the artifact-store protocol (for annotations) and, for Optuna 4,
+the system attribute that holds constraint values.
 Everything else in snt-search imports them from here, and ``tests/test_optuna_compat.py``
 exercises each one against the installed Optuna, so a release that moves or renames one fails
 there, by name, instead of somewhere in a study.
@@ -28,9 +29,15 @@ except ImportError as exc:  # pragma: no cover - only with an Optuna that moved 
         f"the Optuna version in .ci/constraints.txt, or update snt_search/optuna_compat.py"
     ) from exc
 
+try:  # what an artifact store implements (open_reader, write, remove): for annotations only
+    from optuna.artifacts._protocol import ArtifactStore
+except ImportError:  # pragma: no cover - a typing aid must never stop snt-search
+    ArtifactStore = Any  # type: ignore[misc,assignment]
+
 __all__ = [
     "PRIVATE",
     "TRIAL_LOGGER",
+    "ArtifactStore",
     "BaseHeartbeat",
     "compute_hypervolume",
     "constraint_values",
@@ -46,6 +53,7 @@ PRIVATE = {
     "study_storage": "Study._storage",
     "compute_hypervolume": "optuna._hypervolume.compute_hypervolume",
     "BaseHeartbeat": "optuna.storages._heartbeat.BaseHeartbeat",
+    "ArtifactStore": "optuna.artifacts._protocol.ArtifactStore",
     "TRIAL_LOGGER": "the logger optuna.study._optimize",
     "constraint_values": "system attributes 'constraints' and 'constraints:<name>'",
 }

@@ -22,6 +22,7 @@ from optuna.trial import TrialState, create_trial
 from snt_search import optuna_compat
 from snt_search.optuna_compat import (
     TRIAL_LOGGER,
+    ArtifactStore,
     BaseHeartbeat,
     compute_hypervolume,
     constraint_values,
@@ -88,6 +89,16 @@ def test_base_heartbeat_contract_is_the_journal_storages(tmp_path: Path) -> None
     with pytest.warns(optuna.exceptions.ExperimentalWarning):
         optuna.storages.fail_stale_trials(study)  # Optuna's sweep calls our override
     assert study.trials[0].state == TrialState.FAIL and failed == [0]
+
+
+def test_artifact_store_is_optunas_protocol_of_its_stores(tmp_path: Path) -> None:
+    from optuna.artifacts import FileSystemArtifactStore
+
+    assert getattr(ArtifactStore, "_is_protocol", False)  # not the Any fallback
+    methods = {"open_reader", "write", "remove"}
+    assert methods <= set(vars(ArtifactStore))
+    store = FileSystemArtifactStore(str(tmp_path))
+    assert all(callable(getattr(store, m)) for m in methods)
 
 
 def test_trial_logger_is_where_optuna_warns_of_a_failed_trial() -> None:
