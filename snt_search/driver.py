@@ -85,12 +85,18 @@ class StudyOptions:
     workers: int = 1  # processes; 1 runs in this process
     heartbeat_s: int = HEARTBEAT_S
     grace_s: int = GRACE_S
+    keep_models: str = "front"  # front | all | none: whose models stay stored (docs/export.md)
+    artifacts: str | None = None  # model store: a folder or s3://bucket/prefix
 
     def name(self, space: Space) -> str:
         return self.study_name or space.name
 
     def out(self, study_name: str) -> Path:
         return self.out_dir or Path("runs") / study_name
+
+    def artifact_store(self, study_name: str) -> str:
+        """Where trials keep their models: ``artifacts``, default ``<out>/artifacts``."""
+        return self.artifacts or str(self.out(study_name) / "artifacts")
 
 
 @dataclass

@@ -5,8 +5,10 @@ runs it (``run_trial`` by default) with a per-epoch checkpoint under
 ``<out>/checkpoints/`` that a repeat of the trial resumes from, applies the space's early-stop
 rule after each epoch, and records the outcome (:mod:`snt_search.recording`): the objectives'
 values for a COMPLETE trial; ``fail_reason`` (diverged, NaN objective, a plugin refusing the
-model, an unexpected error) or ``pruned_reason`` otherwise. Ctrl-C queues the trial again and
-propagates. The driver (:mod:`snt_search.driver`) counts unexpected errors in a row.
+model, an unexpected error) or ``pruned_reason`` otherwise. A COMPLETE trial keeps its trained
+and compressed models as Optuna artifacts as ``--keep-models`` says
+(:mod:`snt_search.export.artifacts`); a failed upload fails the trial. Ctrl-C queues the trial
+again and propagates. The driver (:mod:`snt_search.driver`) counts unexpected errors in a row.
 """
 
 from __future__ import annotations
@@ -27,6 +29,14 @@ import optuna
 
 from .checkpoint import read_metadata
 from .early_stop import EarlyStopped, front_floor
+from .export.artifacts import (
+    KEEP_MODELS,
+    MISSING_ATTR,
+    drop_models_off_front,
+    finishing,
+    front_numbers,
+    keep_trial_models,
+)
 from .optuna_compat import stored_trial
 from .pipeline import TrialFailed
 from .progress import StudyProgress
@@ -63,6 +73,11 @@ class TrialObjective:
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.unexpected_in_a_row = 0
         self.last_reason = ""
+        if options.keep_models not in KEEP_MODELS:
+            raise ValueError(
+                f"--keep-models must be one of {', '.join(KEEP_MODELS)}, got "
+                f"{options.keep_models!r}"
+            )
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         space, options = self.space, self.options
@@ -118,12 +133,45 @@ class TrialObjective:
             self.last_reason = f"{type(exc).__name__}: {exc}"
             self._end(trial, checkpoint, curve, "fail_reason", self.last_reason)
             raise
-        self.unexpected_in_a_row = 0
         record_result(trial, result.metrics, result.curve, result.reports, space.constraints)
+        try:
+            self._keep_models(trial, spec, result, values)
+        except Exception as exc:  # counts as unexpected: a broken store fails every trial
+            self.unexpected_in_a_row += 1
+            self.last_reason = (
+                f"TrialFailed: could not store the trial's models in "
+                f"{options.artifact_store(self.study.study_name)}: {type(exc).__name__}: {exc}. "
+                "Fix: make the store writable (--artifacts), or run with --keep-models none"
+            )
+            self._end(trial, checkpoint, curve, "fail_reason", self.last_reason)
+            raise TrialFailed(self.last_reason) from exc
+        self.unexpected_in_a_row = 0
         _remove_checkpoint(checkpoint)
         if self.progress:
             self.progress.end_trial(dict(zip(self.objectives, values, strict=True)))
         return values
+
+    def _keep_models(
+        self, trial: optuna.Trial, spec: TrialSpec, result: Any, values: list[float]
+    ) -> None:
+        """Store the trial's models as Optuna artifacts as ``--keep-models`` says (front: only
+        while on the Pareto front; all; none), then drop the models of trials it dominates."""
+        keep, models = self.options.keep_models, getattr(result, "models", None)
+        if keep == "none" or not models:
+            return
+        pending = finishing(stored_trial(trial), values)
+        if keep == "all" or trial.number in front_numbers(self.study, pending):
+            store = self.options.artifact_store(self.study.study_name)
+            keep_trial_models(trial, spec, result, store, registry=self.registry)
+        else:
+            why = (
+                "it was off the Pareto front when it finished, and the study keeps the front's "
+                "models only (--keep-models front). Fix: export a trial on the front, or run "
+                "with --keep-models all"
+            )
+            trial.set_user_attr(MISSING_ATTR, dict.fromkeys(models, why))
+        if keep == "front":
+            drop_models_off_front(self.study, pending)
 
     def checkpoint_path(self, trial: optuna.Trial, spec: TrialSpec) -> Path:
         """``<out>/checkpoints/<study>-trial<N>-<hash>.safetensors``; N is the original trial.

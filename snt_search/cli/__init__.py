@@ -12,10 +12,10 @@ from .. import __version__
 from ..allocator import reuse_freed_memory
 from ..space import SpaceError
 from ..specs import PluginError
-from . import dashboard, pareto, plugins, report, sharpness, spaces, study, train
+from . import dashboard, export, pareto, plugins, report, sharpness, spaces, study, train
 from ._common import err_console
 
-COMMANDS = [plugins, spaces, study, pareto, train, report, sharpness, dashboard]
+COMMANDS = [plugins, spaces, study, pareto, export, train, report, sharpness, dashboard]
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 

@@ -81,6 +81,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="fix a parameter, TOML value syntax: --set train.lr=0.001 --set optimizer.sam.rho=0.1",
     )
+    p.add_argument(
+        "--keep-models",
+        choices=("front", "all", "none"),
+        default="front",
+        help="store finished trials' trained and compressed models (for `snt-search export`): "
+        "front = only while on the Pareto front (default), all, none",
+    )
+    p.add_argument(
+        "--artifacts",
+        metavar="DIR|s3://BUCKET/PREFIX",
+        help="where models are stored (default: <out>/artifacts, i.e. runs/<study>/artifacts)",
+    )
     add_ray_arguments(p)
     add_json(p)
     p.set_defaults(run=run)
@@ -114,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         show_progress=not args.json,
         workers=args.workers,
+        keep_models=args.keep_models,
+        artifacts=args.artifacts,
     )
     ray_options = options_from_args(args)
     try:
