@@ -114,8 +114,12 @@ def test_front_keeps_only_the_front_and_export_says_why_the_rest_is_gone(
     tiny_space: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     space = load_space(tiny_space)
-    run_study(space, StudyOptions(n_trials=4, show_progress=False))  # keep_models="front"
+    run_study(space, StudyOptions(n_trials=4, show_progress=False, keep_models="all"))
+    assert all(t.user_attrs[ARTIFACTS_ATTR] for t in _complete(_study()))
+    # Resumed with the default, the next trial drops the models of the dominated ones.
+    run_study(space, StudyOptions(n_trials=5, show_progress=False))  # keep_models="front"
     study = _study()
+    assert study.user_attrs[REMOVED_ATTR]
     front = {t.number for t in front_trials(study)}
     stored = set()
     for t in _complete(study):
@@ -125,6 +129,7 @@ def test_front_keeps_only_the_front_and_export_says_why_the_rest_is_gone(
             stored.add(t.number)
     assert front and stored == front
     off = [t for t in _complete(study) if t.number not in front]
+    assert off, "the seeded tiny study has dominated trials; without them this tests nothing"
     for t in off:
         out = workdir / f"t{t.number}"
         argv = ["export", "--study-name", "tiny", "--trial", str(t.number), "--out", str(out)]
