@@ -9,10 +9,9 @@ way: environment, ``~/.aws``, instance role).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
-if TYPE_CHECKING:
-    from optuna.artifacts._protocol import ArtifactStore
+from ..optuna_compat import ArtifactStore
 
 __all__ = ["PrefixedStore", "open_store", "store_url"]
 
