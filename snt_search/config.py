@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, get_args, get_type_hints
 
-from .precision import MEMORY_FORMATS, PRECISIONS
-
 __all__ = ["Budget", "SharpnessConfig", "SweepConfig", "TrainConfig", "field_types"]
 
+PRECISIONS = ("auto", "bf16", "fp32")  # train.precision (see snt_search.precision)
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")  # train.memory_format
 FIG5_SPARSITIES = tuple(round(0.1 * i, 1) for i in range(10))  # 0.0 .. 0.9, paper Fig. 5
 
 

@@ -40,7 +40,7 @@ from .objective import TrialObjective
 from .optuna_compat import TRIAL_LOGGER
 from .pareto import front_rows, write_front
 from .pipeline import run_trial
-from .progress import StudyProgress
+from .progress import QuietTrialFailures, StudyProgress
 from .recording import finished_counts, record_study, trials_ahead
 from .registry import Registry, get_registry
 from .samplers import make_sampler
@@ -82,6 +82,7 @@ class StudyOptions:
     download: bool = True
     device: str = "cpu"
     show_progress: bool = True
+    verbose: bool = False  # keep Optuna's warning (and traceback) for each failed trial
     workers: int = 1  # processes; 1 runs in this process
     heartbeat_s: int = HEARTBEAT_S
     grace_s: int = GRACE_S
@@ -180,7 +181,9 @@ def run_study(
     before = finished_counts(study)
     remaining = max(options.n_trials - before["total"], 0)
     problems: list[str] = []
-    with StudyProgress(remaining, space.objectives, enabled=options.show_progress) as progress:
+    with StudyProgress(
+        remaining, space.objectives, enabled=options.show_progress, verbose=options.verbose
+    ) as progress:
         if remaining and options.workers == 1:
             run_worker(
                 space,
@@ -257,13 +260,16 @@ def run_worker(
     objective = TrialObjective(space, options, registry, runner, progress, study)
     guarded = _SurplusGuard(objective, study, options.n_trials)
     optuna_log, keep = logging.getLogger(_OPTUNA_TRIAL_LOG), guarded.keep_record
+    quiet = QuietTrialFailures(options.verbose)  # a failed trial is one line (progress.py)
     optuna_log.addFilter(keep)
+    optuna_log.addFilter(quiet)
+    callbacks = [record_study] + ([progress.trial_done] if progress is not None else [])
     ran = 0
     try:
         for _ in range(quota):
             if finished_counts(study)["total"] >= options.n_trials:
                 break
-            study.optimize(guarded, n_trials=1, catch=(Exception,), callbacks=[record_study])
+            study.optimize(guarded, n_trials=1, catch=(Exception,), callbacks=callbacks)
             if guarded.surplus is not None:
                 break
             ran += 1
@@ -275,6 +281,7 @@ def run_worker(
                 )
     finally:
         optuna_log.removeFilter(keep)
+        optuna_log.removeFilter(quiet)
     return ran
 
 

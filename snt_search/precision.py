@@ -33,6 +33,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from .config import MEMORY_FORMATS, PRECISIONS
+
 __all__ = [
     "MEMORY_FORMATS",
     "PRECISIONS",
@@ -42,9 +44,6 @@ __all__ = [
     "native_bf16",
     "use_channels_last",
 ]
-
-PRECISIONS = ("auto", "bf16", "fp32")
-MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
 
 @functools.cache

@@ -1,21 +1,83 @@
 """Live progress of a study in the terminal: a bar for trials, one for the running trial's
-epochs, and the best value of each objective so far (rich).
+epochs, the best value of each objective so far (rich), and one line per finished trial in the
+scrollback (:func:`trial_line`): its number, state, and objectives or reason.
 
-In one process the driver reports each trial and epoch; with worker processes the parent
-polls the storage instead (:meth:`StudyProgress.show_study`) and shows no epoch bar."""
+In one process the driver reports each trial and epoch, and hands :meth:`StudyProgress.
+trial_done` to Optuna as a callback; with worker processes (or Ray) the parent polls the
+storage instead (:meth:`StudyProgress.show_study`), prints the same lines and shows no epoch
+bar. Optuna's own warning for a failed trial carries the whole traceback; the driver drops it
+with :class:`QuietTrialFailures` unless ``verbose`` (``snt-search study -v``), so a failed
+trial is the one line ``trial 3 failed: diverged: ...``.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
+import re
+from collections.abc import Sequence
+from datetime import datetime
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import optuna
+from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .training import EpochStats
+if TYPE_CHECKING:
+    from .training import EpochStats
 
-__all__ = ["StudyProgress"]
+__all__ = ["QuietTrialFailures", "StudyProgress", "trial_line"]
+
+EXPECTED = "TrialFailed: "  # the prefix of a reason the pipeline gave (no traceback helps)
+VERBOSE_HINT = " (-v shows the traceback)"
+_FAILED = re.compile(r"Trial \d+ failed\b")
+
+
+def trial_line(
+    trial: FrozenTrial, objectives: Sequence[str], *, verbose: bool = False
+) -> str | None:
+    """One plain-text line for a trial that ended, or None for one that never counts.
+
+    COMPLETE: ``trial 2 complete: lambda_max 1.27, accuracy_drop 0.5``; PRUNED: ``trial 4
+    early-stopped: <pruned_reason>``; FAIL with a recorded reason: ``trial 3 failed: <reason>``
+    (``TrialFailed: `` left out; other errors add a hint at ``-v`` unless ``verbose``). A FAIL
+    without a reason does not count toward ``--trials``: a trial whose worker died or was
+    interrupted (it is queued again) gets a line saying so, a surplus trial (never run) None.
+    """
+    n = trial.number
+    if trial.state == TrialState.COMPLETE:
+        values = trial.values or []
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in zip(objectives, values, strict=False))
+        return f"trial {n} complete: {shown}"
+    if trial.state == TrialState.PRUNED:
+        return f"trial {n} early-stopped: {trial.user_attrs.get('pruned_reason', '')}".rstrip()
+    if trial.state != TrialState.FAIL or "surplus" in trial.user_attrs:
+        return None
+    reason = trial.user_attrs.get("fail_reason")
+    if reason is None:
+        return f"trial {n} stopped without a result or a reason: it does not count"
+    reason = str(reason)
+    if reason.startswith(EXPECTED):
+        return f"trial {n} failed: {reason.removeprefix(EXPECTED)}"
+    return f"trial {n} failed: {reason}{'' if verbose else VERBOSE_HINT}"
+
+
+class QuietTrialFailures(logging.Filter):
+    """A filter for Optuna's trial logger that drops its "Trial N failed ..." warnings.
+
+    Optuna logs each failed trial with its parameters and the whole traceback; snt-search
+    records the reason (``fail_reason``) and prints one line instead (:func:`trial_line`).
+    ``verbose`` keeps the warnings (``-v``: the traceback of an unexpected error)."""
+
+    def __init__(self, verbose: bool = False) -> None:
+        super().__init__()
+        self.verbose = verbose
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.verbose or not _FAILED.match(record.getMessage())
 
 
 class StudyProgress:
@@ -28,9 +90,11 @@ class StudyProgress:
         *,
         enabled: bool = True,
         console: Console | None = None,
+        verbose: bool = False,
     ):
         self.enabled = enabled
         self.objectives = objectives
+        self.verbose = verbose
         self.best: dict[str, float] = {}
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
@@ -43,6 +107,8 @@ class StudyProgress:
         )
         self.trials = self.progress.add_task("trials", total=total, info="")
         self.epochs = self.progress.add_task("epochs", total=1, info="", visible=False)
+        self.since = datetime.now()  # trials that ended before are not reported again
+        self.reported: set[int] = set()
 
     def __enter__(self) -> StudyProgress:
         self.progress.__enter__()
@@ -65,24 +131,42 @@ class StudyProgress:
     def end_trial(self, values: dict[str, float] | None) -> None:
         if values:
             self._better(values)
-        info = "  ".join(f"best {k} {v:.4g}" for k, v in self.best.items())
-        self.progress.update(self.trials, advance=1, info=info)
+        self.progress.update(self.trials, advance=1, info=self._best_info())
+
+    def trial_done(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """An Optuna callback: print the line of ``trial``, which has just ended."""
+        self._report(trial)
 
     def show_study(self, study: optuna.Study, finished_before: int) -> None:
-        """Refresh the trial bar and the best values from the storage (worker processes)."""
+        """Refresh the trial bar and the best values from the storage (worker processes), and
+        print the line of each trial that ended since this display started."""
         if not self.enabled:
             return
         finished = 0
         names = list(self.objectives)
-        for t in study.get_trials(deepcopy=False):
-            if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) or (
-                t.state == optuna.trial.TrialState.FAIL and "fail_reason" in t.user_attrs
+        for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+                t.state == TrialState.FAIL and "fail_reason" in t.user_attrs
             ):
                 finished += 1
-            if t.state == optuna.trial.TrialState.COMPLETE and t.values is not None:
+            if t.state == TrialState.COMPLETE and t.values is not None:
                 self._better(dict(zip(names, t.values, strict=False)))
-        info = "  ".join(f"best {k} {v:.4g}" for k, v in self.best.items())
-        self.progress.update(self.trials, completed=finished - finished_before, info=info)
+            if t.datetime_complete is not None and t.datetime_complete >= self.since:
+                self._report(t)
+        self.progress.update(
+            self.trials, completed=finished - finished_before, info=self._best_info()
+        )
+
+    def _report(self, trial: FrozenTrial) -> None:
+        if not self.enabled or trial.number in self.reported:
+            return
+        self.reported.add(trial.number)
+        line = trial_line(trial, list(self.objectives), verbose=self.verbose)
+        if line is not None:
+            self.progress.console.print(escape(line), highlight=False, soft_wrap=True)
+
+    def _best_info(self) -> str:
+        return "  ".join(f"best {k} {v:.4g}" for k, v in self.best.items())
 
     def _better(self, values: dict[str, float]) -> None:
         for name, value in values.items():

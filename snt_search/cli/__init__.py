@@ -1,26 +1,42 @@
-"""The ``snt-search`` command line. Each subcommand is one module with ``add_parser``/``run``."""
+"""The ``snt-search`` command line. Each subcommand is one module with ``add_parser``/``run``.
+
+Start-up stays well under a second for the listing commands: a command module imports only
+argparse, rich and its own light helpers at module level, and everything heavy (torch, Ray,
+plotly, Optuna's storages) inside ``add_parser`` or ``run``. :func:`main` builds the full
+parser of the one command it runs; the others get a stub that only carries their help line.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from rich.markup import escape
 
 from .. import __version__
 from ..allocator import reuse_freed_memory
-from ..space import SpaceError
-from ..specs import PluginError
 from . import dashboard, export, pareto, plugins, report, sharpness, spaces, study, train
 from ._common import err_console
 
-COMMANDS = [plugins, spaces, study, pareto, export, train, report, sharpness, dashboard]
+COMMANDS: list[ModuleType] = [
+    plugins,
+    spaces,
+    study,
+    pareto,
+    export,
+    train,
+    report,
+    sharpness,
+    dashboard,
+]
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``snt-search`` parser; with ``command``, only that subcommand's is complete."""
     parser = argparse.ArgumentParser(
         prog="snt-search",
         description=(
@@ -30,25 +46,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"snt-search {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in COMMANDS:
-        command.add_parser(sub)
+    for module in COMMANDS:
+        if command is None or _name(module) == command:
+            module.add_parser(sub)
+        else:
+            sub.add_parser(_name(module), help=module.HELP)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    reuse_freed_memory()  # every command trains or evaluates models: keep freed host memory
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(_command(argv)).parse_args(argv)
+    reuse_freed_memory()  # most commands train or evaluate models: keep freed host memory
     try:
         return int(args.run(args))
-    except (PluginError, SpaceError, ValueError, FileNotFoundError) as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}")
-        return 2
     except KeyboardInterrupt:
         err_console.print(
             "interrupted; finished trials are stored: run the same command again to resume"
         )
         return 130
+    except Exception as exc:
+        if not _user_error(exc):
+            raise
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)  # one line
+        return 2
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _name(module: ModuleType) -> str:
+    return module.__name__.rsplit(".", 1)[-1]
+
+
+def _command(argv: Sequence[str]) -> str:
+    """The subcommand ``argv`` names (its first word); "" when none does (``--help``,
+    ``--version``, a typo), where the stubs are all argparse needs to answer."""
+    return next((a for a in argv if not a.startswith("-")), "")
+
+
+def _user_error(exc: Exception) -> bool:
+    """A bad argument, space, file or plugin (a one-line error), not a bug (a traceback).
+
+    ``SpaceError`` is a ``ValueError``; ``PluginError`` is imported only here, once an error
+    needs telling apart."""
+    from ..specs import PluginError
+
+    return isinstance(exc, (ValueError, FileNotFoundError, PluginError))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..storage import DEFAULT_STORAGE, open_existing_storage
 from ._common import add_json, console, print_json
 
 HELP = "open a storage in optuna-dashboard: studies, trials, their attributes, Pareto fronts"
@@ -21,6 +20,8 @@ attributes. Needs optuna-dashboard: pip install 'snt-search[dashboard]'."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..storage import DEFAULT_STORAGE
+
     p = sub.add_parser(
         "dashboard",
         help=HELP,
@@ -51,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
             "the dashboard needs optuna-dashboard, which is not installed; "
             "pip install 'snt-search[dashboard]' (or pip install optuna-dashboard)"
         ) from None
+    from ..storage import open_existing_storage
+
     storage = open_existing_storage(args.storage)  # a viewer: never creates a storage
     url = f"http://{args.host}:{args.port}/dashboard/"
     if args.json:

@@ -6,12 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import optuna
-from rich.table import Table
-
-from ..pareto import empty_front_reason, front_header, front_rows, write_csv, write_front
-from ..storage import DEFAULT_STORAGE, open_existing_storage
 from ._common import add_json, console, print_json
+from ._front import front_table
 
 HELP = "show the Pareto front stored in a study"
 EPILOG = """examples:
@@ -25,6 +21,8 @@ objectives with matplotlib."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..storage import DEFAULT_STORAGE
+
     p = sub.add_parser(
         "pareto",
         help=HELP,
@@ -58,6 +56,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import optuna
+
+    from ..pareto import empty_front_reason, front_header, front_rows, write_csv, write_front
+    from ..storage import open_existing_storage
+
     storage = open_existing_storage(args.storage)  # reads only: never creates one
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
     if args.study_name not in names:
@@ -99,18 +102,4 @@ def print_front(
     if not rows:
         console.print(f"{title}: {empty}")
         return
-    table = Table(title=title)
-    columns: list[str] = []
-    for row in rows:
-        columns += [c for c in row if c not in columns]
-    for col in columns:
-        table.add_column(col.removeprefix("param:"), justify="right")
-    for row in rows:
-        table.add_row(*(_fmt(row.get(c)) for c in columns))
-    console.print(table)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else str(value)
+    console.print(front_table(rows, title=title, console=console))

@@ -1,29 +1,36 @@
-"""`snt-search plugins`: every installed plugin with its origin, and the broken ones with why."""
+"""`snt-search plugins`: every installed plugin with its origin, and the broken ones with why.
+
+Listing plugins imports them (that is how a broken one is found), so this command pays for
+torch and timm, which the built-in plugins import: that is its start-up floor."""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
-from ..registry import AUTOLOAD_ENV, get_registry
 from ._common import add_json, console, print_json
+from ._tables import Column, fit_table
 
 HELP = "list installed plugins (kind, name, origin, summary) and broken ones with the reason"
+KINDS = ("dataset", "backbone", "transform", "optimizer", "compressor")
+COLUMNS = [
+    Column("kind", "kind", required=True),
+    Column("name", "name", required=True, constant_to_caption=False),
+    Column("origin", "origin"),
+    Column("summary", "summary", required=True, wrap=True, constant_to_caption=False),
+]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "plugins",
         help=HELP,
-        description=f"{HELP}. Third-party plugins are skipped when {AUTOLOAD_ENV}=1.",
+        description=f"{HELP}. Third-party plugins are skipped when "
+        "SNT_SEARCH_DISABLE_PLUGIN_AUTOLOAD=1.",
     )
-    p.add_argument(
-        "--kind",
-        choices=["dataset", "backbone", "transform", "optimizer", "compressor"],
-        help="only this kind",
-    )
+    p.add_argument("--kind", choices=KINDS, help="only this kind")
     p.add_argument(
         "--strict", action="store_true", help="exit with an error if any plugin is broken"
     )
@@ -32,24 +39,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..registry import get_registry
+
     registry = get_registry()
     records = [r for r in registry if args.kind in (None, r.kind)]
     if args.json:
         print_json([r.as_dict() for r in records])
     else:
-        table = Table(title="snt-search plugins")
-        for col in ("kind", "name", "origin", "summary"):
-            table.add_column(col)
+        rows: list[dict[str, Any]] = []
         for r in records:
             if r.ok:
-                table.add_row(r.kind, r.name, escape(r.origin), escape(r.summary))
-            else:
-                table.add_row(
-                    r.kind,
-                    f"[red]{escape(r.name)}[/]",
-                    escape(r.origin),
-                    f"[red]BROKEN: {escape(r.error or '')}[/]",
+                rows.append(
+                    {"kind": r.kind, "name": r.name, "origin": r.origin, "summary": r.summary}
                 )
-        console.print(table)
+            else:
+                rows.append(
+                    {
+                        "kind": r.kind,
+                        "name": Text(r.name, style="red"),
+                        "origin": r.origin,
+                        "summary": Text(f"BROKEN: {r.error or ''}", style="red"),
+                    }
+                )
+        console.print(fit_table(COLUMNS, rows, console=console, title="snt-search plugins"))
     registry.check(args.strict)
     return 0

@@ -6,9 +6,6 @@ import argparse
 import textwrap
 from pathlib import Path
 
-from ..report import write_report
-from ..report.stats import METHODS
-from ..storage import DEFAULT_STORAGE, require_storage
 from ._common import add_json, console, print_json
 
 HELP = "write an HTML report (plots, tables, re-run commands) and report.md of a study"
@@ -22,6 +19,9 @@ See docs/report.md for what each section shows and how to read the correlation."
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..report.stats import METHODS
+    from ..storage import DEFAULT_STORAGE
+
     p = sub.add_parser(
         "report",
         help=HELP,
@@ -63,14 +63,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..report import write_report
+    from ..storage import require_storage
+
     require_storage(args.storage)  # reads only: a missing storage is an error, never created
     out = args.out if args.out is not None else Path("runs") / args.study_name
     try:
         files = write_report(
             args.study_name, args.storage, out, ci_method=args.ci, confidence=args.confidence
         )
-    except ImportError as exc:  # plotly missing: the message says what to install
-        raise ValueError(str(exc)) from exc
+    except ImportError as exc:  # plotly or scipy missing: say what to install
+        raise ValueError(missing_extra(exc)) from exc
     if args.json:
         print_json(files.as_dict())
         return 0
@@ -80,3 +83,14 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {files.html}, {files.markdown} and {files.csv}", markup=False, soft_wrap=True
     )
     return 0
+
+
+def missing_extra(exc: ImportError) -> str:
+    """The error for a package the report needs and this environment lacks, with the fix."""
+    if "pip install" in str(exc):
+        return str(exc)
+    package = (exc.name or "a package").split(".")[0]
+    return (
+        f"snt-search report needs {package}, which is not installed ({exc}); "
+        f"fix: pip install 'snt-search[report]'"
+    )

@@ -6,16 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from ..checkpoint import load_checkpoint, read_metadata
-from ..config import Budget
-from ..data import normalize
-from ..pipeline import build_model, load_data
-from ..registry import get_registry
-from ..sharpness import METHODS, draw_batches, estimate_lambda_max
-from ..space import param_problem, set_option
-from ..trial_spec import TrialSpec
 from ._common import add_json, console, err_console, parse_sets, print_json
 
 HELP = "estimate lambda_max of a (trained) model on seeded training samples, with diagnostics"
@@ -32,6 +22,8 @@ _KINDS = ("dataset", "backbone", "transform")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..sharpness import METHODS
+
     p = sub.add_parser(
         "sharpness",
         help=HELP,
@@ -66,6 +58,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _params(args: argparse.Namespace, plugins: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Plugin params: the checkpoint's (when its plugins match), then --set overrides."""
+    from ..checkpoint import read_metadata
+    from ..registry import get_registry
+    from ..space import param_problem, set_option
+
     params: dict[str, dict[str, Any]] = {}
     if args.checkpoint is not None and args.checkpoint.is_file():
         spec = read_metadata(args.checkpoint).get("spec", {})
@@ -89,6 +85,16 @@ def _params(args: argparse.Namespace, plugins: dict[str, str]) -> dict[str, dict
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..checkpoint import load_checkpoint
+    from ..config import Budget
+    from ..data import normalize
+    from ..pipeline import build_model, load_data
+    from ..registry import get_registry
+    from ..sharpness import draw_batches, estimate_lambda_max
+    from ..trial_spec import TrialSpec
+
     if args.samples < 1 or args.batch_size < 1:
         raise ValueError(
             f"--samples and --batch-size must be >= 1, got {args.samples} and {args.batch_size}"

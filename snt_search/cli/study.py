@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
-from ..catalog import resolve_space
-from ..driver import StudyAborted, StudyOptions, run_study
-from ..ray import add_ray_arguments, options_from_args, run_study_ray
-from ..registry import get_registry
-from ..storage import DEFAULT_STORAGE
 from ._common import add_json, console, err_console, parse_sets, print_json
 from .pareto import print_front
+
+if TYPE_CHECKING:
+    from ..driver import StudyOptions, StudyOutcome
+    from ..registry import Registry
+    from ..space import Space
 
 HELP = "search a space: train, measure lambda_max, compress and score each trial (resumable)"
 EPILOG = """examples:
@@ -26,10 +27,21 @@ Re-running the same command resumes the study: finished trials are kept and only
 missing ones run; a trial cut short (Ctrl-C, a killed worker) is re-run from its last
 epoch checkpoint. Any number of such commands, on any number of machines, may share one
 study through a PostgreSQL/MySQL URL or a journal file. Results: the Optuna storage (default
-sqlite:///snt-search.db) and <out>/pareto.json, <out>/pareto.csv."""
+sqlite:///snt-search.db) and <out>/pareto.json, <out>/pareto.csv.
+
+--trials N counts finished trials, all commands sharing the study together: a trial is
+finished when it is complete, early-stopped or failed with a reason. A trial cut short (its
+worker killed or interrupted) is re-queued and does not count, nor does a surplus trial."""
+TRIALS_RULE = (
+    "a finished trial is complete, early-stopped or failed with a reason; each counts toward "
+    "--trials"
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..ray import add_ray_arguments
+    from ..storage import DEFAULT_STORAGE
+
     p = sub.add_parser(
         "study",
         help=HELP,
@@ -51,7 +63,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--trials",
         type=_positive,
         default=4,
-        help="number of finished trials the study should have (default: 4)",
+        help="finished trials the study should have: complete, early-stopped or failed with a "
+        "reason; a re-queued or surplus trial does not count (default: 4)",
     )
     p.add_argument(
         "--storage",
@@ -82,6 +95,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="fix a parameter, TOML value syntax: --set train.lr=0.001 --set optimizer.sam.rho=0.1",
     )
     p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the space, plugins, parameters and budget, say what it searches; run nothing",
+    )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also show Optuna's warning with the traceback of each failed trial",
+    )
+    p.add_argument(
         "--keep-models",
         choices=("front", "all", "none"),
         default="front",
@@ -109,6 +133,11 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..catalog import resolve_space
+    from ..driver import StudyAborted, StudyOptions, run_study
+    from ..ray import options_from_args, run_study_ray
+    from ..registry import get_registry
+
     registry = get_registry()
     space = resolve_space(args.space)
     plugin_overrides = {"dataset": args.dataset} if args.dataset else {}
@@ -126,10 +155,13 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         show_progress=not args.json,
         workers=args.workers,
+        verbose=args.verbose,
         keep_models=args.keep_models,
         artifacts=args.artifacts,
     )
     ray_options = options_from_args(args)
+    if args.dry_run:
+        return _dry_run(space, options, registry, as_json=args.json)
     try:
         if ray_options is not None:
             outcome = run_study_ray(space, options, ray_options, registry=registry)
@@ -143,8 +175,10 @@ def run(args: argparse.Namespace) -> int:
             {
                 "study_name": outcome.study_name,
                 "storage": outcome.storage,
+                "trials": args.trials,
                 "ran": outcome.ran,
-                "finished": outcome.finished,
+                "finished": outcome.finished + outcome.failed + outcome.pruned,
+                "complete": outcome.finished,
                 "failed": outcome.failed,
                 "pruned": outcome.pruned,
                 "problems": outcome.problems,
@@ -153,16 +187,71 @@ def run(args: argparse.Namespace) -> int:
             }
         )
         return 1 if outcome.problems else 0
-    pruned = f", {outcome.pruned} early-stopped" if outcome.pruned else ""
-    console.print(
-        f"study [bold]{outcome.study_name}[/]: ran {outcome.ran} trial(s); "
-        f"{outcome.finished} finished, {outcome.failed} failed{pruned} in total ({outcome.storage})"
-    )
+    console.print(summary(outcome, args.trials), markup=False, highlight=False)
     for problem in outcome.problems:
         err_console.print(
             f"[yellow]warning:[/] {escape(problem)}; its trial is re-queued once its heartbeat "
             f"goes stale: run the same command again to finish the study"
         )
-    print_front(outcome.front, title=f"Pareto front of {outcome.study_name}")
+    print_front(
+        outcome.front, title=f"Pareto front of {outcome.study_name}", empty=_empty_front(outcome)
+    )
     console.print("written: " + ", ".join(str(f) for f in outcome.files))
     return 1 if outcome.problems else 0
+
+
+def summary(outcome: StudyOutcome, trials: int) -> str:
+    """The closing line: finished trials by state, against ``--trials`` (:data:`TRIALS_RULE`);
+    ``outcome.finished`` counts the COMPLETE ones."""
+    total = outcome.finished + outcome.failed + outcome.pruned
+    states = [f"{outcome.finished} complete"]
+    states += [f"{outcome.failed} failed"] if outcome.failed else []
+    states += [f"{outcome.pruned} early-stopped"] if outcome.pruned else []
+    rule = f" ({TRIALS_RULE})" if outcome.failed or outcome.pruned else ""
+    return (
+        f"study {outcome.study_name}: {total} finished of --trials {trials}: "
+        f"{', '.join(states)}{rule}; this command ran {outcome.ran} ({outcome.storage})"
+    )
+
+
+def _empty_front(outcome: StudyOutcome) -> str:
+    """Why the front is empty: no COMPLETE trial, else :func:`~snt_search.pareto.
+    empty_front_reason` (infeasible or non-finite trials), read back from the storage."""
+    if outcome.front:
+        return ""
+    if not outcome.finished:
+        return "no complete trial yet"
+    import optuna
+
+    from ..pareto import empty_front_reason
+    from ..storage import open_existing_storage
+
+    storage = open_existing_storage(outcome.storage)
+    return empty_front_reason(optuna.load_study(study_name=outcome.study_name, storage=storage))
+
+
+def _dry_run(space: Space, options: StudyOptions, registry: Registry, *, as_json: bool) -> int:
+    """``--dry-run``: check everything a run would use, say what it would do, run nothing."""
+    from ._check import describe_space, print_description
+
+    info = describe_space(space, registry, options.budget)
+    name = options.name(space)
+    plan = (
+        f"dry run, nothing ran: the study {name!r} in {options.storage} would run until "
+        f"{options.n_trials} trials have finished (budget {options.budget}, "
+        f"{options.workers} worker(s))"
+    )
+    if as_json:
+        print_json(
+            {
+                **info,
+                "study_name": name,
+                "storage": options.storage,
+                "trials": options.n_trials,
+                "dry_run": True,
+            }
+        )
+    else:
+        print_description(info, console)
+        console.print(plan, markup=False, highlight=False)
+    return 0

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from ..checkpoint import save_checkpoint
-from ..config import TrainConfig
-from ..pipeline import build_model, load_data
-from ..registry import get_registry
-from ..space import override_problem, param_problem, set_option
-from ..training import EpochStats, train
-from ..trial_spec import TrialSpec
 from ._common import add_json, console, parse_sets, print_json
+
+if TYPE_CHECKING:
+    from ..training import EpochStats
+    from ..trial_spec import TrialSpec
 
 HELP = "train one dataset x backbone x transform x optimizer and save it (safetensors)"
 EPILOG = """examples:
@@ -59,6 +54,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def spec_from_args(args: argparse.Namespace) -> TrialSpec:
     """A TrialSpec for the chosen plugins; each --set is checked like a space's params, and an
     error names that --set, what is wrong and what is allowed (ValueError)."""
+    from ..config import TrainConfig
+    from ..registry import get_registry
+    from ..space import override_problem, param_problem, set_option
+    from ..trial_spec import TrialSpec
+
     plugins = {k: getattr(args, k) for k in ("dataset", "backbone", "transform", "optimizer")}
     registry = get_registry()
     for kind, name in plugins.items():
@@ -100,6 +100,13 @@ def spec_from_args(args: argparse.Namespace) -> TrialSpec:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..checkpoint import save_checkpoint
+    from ..pipeline import build_model, load_data
+    from ..registry import get_registry
+    from ..training import train
+
     spec = spec_from_args(args)
     registry = get_registry()
     data = load_data(spec, registry)

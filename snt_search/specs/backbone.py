@@ -10,11 +10,12 @@ paper). ``family`` tells transforms which block layout to expect (``"mixer"``, `
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, ClassVar
-
-from torch import nn
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .base import Plugin
+
+if TYPE_CHECKING:  # torch is imported by the plugins, not by the contract
+    from torch import nn
 
 __all__ = ["Backbone"]
 

@@ -18,16 +18,17 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .base import Plugin, PluginError
 
 __all__ = ["CompressionContext", "CompressionReport", "Compressor", "RestoreUnsupported"]
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+if TYPE_CHECKING:  # torch is imported by the plugins, not by the contract
+    import torch
+    from torch import nn
+
+    Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class RestoreUnsupported(PluginError):
@@ -49,7 +50,7 @@ class CompressionContext:
 
     calibration: Sequence[Batch] = ()
     finetune: Callable[[nn.Module, int], None] | None = None
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    device: torch.device = field(default_factory=lambda: _cpu())
     seed: int = 0
 
 
@@ -92,3 +93,9 @@ class Compressor(Plugin):
     def can_restore(cls) -> bool:
         """True when the class implements :meth:`restore` (its compressed models export)."""
         return cls.restore is not Compressor.restore
+
+
+def _cpu() -> torch.device:
+    import torch
+
+    return torch.device("cpu")

@@ -13,11 +13,12 @@ from __future__ import annotations
 from abc import abstractmethod
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
-
-import torch
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .base import Plugin, PluginError
+
+if TYPE_CHECKING:  # torch is imported by the plugins, not by the contract
+    import torch
 
 __all__ = ["DataBundle", "DataRequest", "DataUnavailable", "Dataset"]
 
@@ -62,6 +63,8 @@ class DataBundle:
 
     def validate(self, name: str) -> DataBundle:
         """Check the contract above; raise naming the dataset and the broken field."""
+        import torch
+
         for split, x, y in (
             ("train", self.train_x, self.train_y),
             ("test", self.test_x, self.test_y),
@@ -89,6 +92,8 @@ class DataBundle:
 
     def subset(self, train: int | None, test: int | None, seed: int = 0) -> DataBundle:
         """A seeded random subset (the same seed always gives the same images)."""
+        import torch
+
         g = torch.Generator().manual_seed(seed)
 
         def pick(x: torch.Tensor, y: torch.Tensor, n: int | None) -> tuple[Any, Any]:

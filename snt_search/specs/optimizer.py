@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Iterable
-from typing import Any, ClassVar
-
-import torch
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .base import Plugin
+
+if TYPE_CHECKING:  # torch is imported by the plugins, not by the contract
+    import torch
 
 __all__ = ["Optimizer", "fused_kwargs"]
 
@@ -50,6 +51,8 @@ def fused_kwargs(params: Iterable[torch.Tensor | dict[str, Any]]) -> dict[str, b
     the per-parameter cost of SNT's three small tensors per activation out of each step
     (``docs/benchmarks.md``, "Optimizer cost").
     """
+    import torch
+
     tensors: list[torch.Tensor] = []
     for p in params:
         tensors.extend(p["params"] if isinstance(p, dict) else [p])

@@ -12,11 +12,12 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
-
-from torch import nn
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .base import Plugin, PluginError
+
+if TYPE_CHECKING:  # torch is imported by the plugins, not by the contract
+    from torch import nn
 
 __all__ = ["Transform", "TransformNotApplicable", "TransformReport"]
 
