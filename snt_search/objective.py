@@ -38,6 +38,7 @@ from .export.artifacts import (
     keep_trial_models,
 )
 from .optuna_compat import stored_trial
+from .pareto import front_trials
 from .pipeline import TrialFailed
 from .progress import StudyProgress
 from .recording import record_end, record_result, requeue
@@ -101,7 +102,7 @@ class TrialObjective:
         rule = space.early_stop
         front_accuracy = None
         if rule is not None and rule.front_fraction is not None:
-            front = [t.user_attrs.get("curve", []) for t in self.study.best_trials]
+            front = [t.user_attrs.get("curve", []) for t in front_trials(self.study)]
             front_accuracy = front_floor(front, rule.at_epoch)
 
         def on_epoch(stats: EpochStats) -> None:

@@ -48,6 +48,7 @@ from ..driver import (
 )
 from ..early_stop import front_floor
 from ..optuna_compat import trial_id as storage_id
+from ..pareto import front_trials
 from ..samplers import make_sampler
 from ..space import Space
 from ..trial_spec import sample
@@ -149,7 +150,7 @@ class StudySearcher(Searcher):
         rule = self._space.early_stop
         front_accuracy = None
         if rule is not None and rule.front_fraction is not None:
-            curves = [t.user_attrs.get("curve", []) for t in study.best_trials]
+            curves = [t.user_attrs.get("curve", []) for t in front_trials(study)]
             front_accuracy = front_floor(curves, rule.at_epoch)
         searched = [k for k, names in self._space.plugins.items() if len(names) > 1]
         return {
