@@ -51,6 +51,9 @@ class SharpnessConfig:
     batch_size: int = 64  # per HVP; memory grows with it, the estimate does not depend on it
     max_iter: int = 50
     tol: float = 1e-3
+    # An estimate that did not converge within max_iter keeps its trial off the front (it
+    # stays COMPLETE, with off_front_reason); a negative one always does (sharpness/trust.py).
+    require_converged: bool = True
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ trained model is never compressed in place: the compressor gets a deep copy, so 
 compressed accuracy are measured on the same weights. Everything a trial measured is returned
 in :class:`TrialResult` (metrics, per-epoch curve, plugin reports), ready to be stored; a
 model with non-finite outputs or a non-finite metric fails the trial instead
-(:class:`TrialFailed`, naming the stage and its plugins).
+(:class:`TrialFailed`, naming the stage and its plugins). A negative or unconverged lambda_max
+is a result kept off the front: the sharpness report's ``off_front_reason`` says why.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .compression import sweep
 from .data import TensorLoader, normalize
 from .export.config import dataset_info
 from .registry import Registry, get_registry
-from .sharpness import draw_batches, estimate_lambda_max
+from .sharpness import draw_batches, estimate_lambda_max, off_front_reason
 from .specs import (
     Backbone,
     CompressionContext,
@@ -177,7 +178,8 @@ def run_trial(
         raise _non_finite_outputs("compressed model", stages, "compress")
     reports: dict[str, Any] = {
         "transform": transform_report,
-        "sharpness": sharp.as_dict(),
+        # off_front_reason: a negative or unconverged estimate stays off the front (trust.py)
+        "sharpness": {**sharp.as_dict(), "off_front_reason": off_front_reason(sharp, sh)},
         "compression": compress_report.as_dict(),
     }
     metrics: dict[str, float] = {}

@@ -2,7 +2,9 @@
 
 A finished trial carries user attributes that optuna-dashboard, ``snt-search pareto`` and the
 report read: every metric by name, ``curve`` (one dict per epoch) and ``<stage>_report`` for
-each compressor or sharpness report, plus its constraint values (Optuna's ``set_constraint``).
+each compressor or sharpness report, plus its constraint values (Optuna's ``set_constraint``);
+a result that must not count on the front (a negative or unconverged lambda_max) is COMPLETE
+with ``off_front_reason`` and a violated constraint.
 A trial that ended without a result carries ``fail_reason`` or ``pruned_reason`` and the curve
 so far. A trial that was interrupted is queued again with the same parameters and the system
 attributes of Optuna's ``RetryFailedTrialCallback`` (``failed_trial``: the original trial's
@@ -45,13 +47,28 @@ def record_result(
     reports: Mapping[str, Any],
     constraints: Sequence[Constraint] = (),
 ) -> None:
-    """Store a COMPLETE trial's metrics, curve, reports and constraint values on ``trial``."""
+    """Store a COMPLETE trial's metrics, curve, reports and constraint values on ``trial``.
+
+    A report holding the key ``off_front_reason`` (the sharpness report always does) adds the
+    constraint ``off_front:<report>``: 0 when the reason is empty, 1 (violated) when a reason
+    is given, which is then also the user attribute ``off_front_reason``. The trial stays
+    COMPLETE with its values, and ``study.best_trials`` and every front leave it out. Every
+    such trial carries the constraint, so all trials have the same constraint names (Optuna's
+    GP sampler requires that).
+    """
     for key, value in metrics.items():
         trial.set_user_attr(key, value)
     trial.set_user_attr("curve", list(curve))
+    reasons: list[str] = []
+    values = constraint_values(constraints, dict(metrics))
     for key, value in reports.items():
         trial.set_user_attr(f"{key}_report", value)
-    values = constraint_values(constraints, dict(metrics))
+        if isinstance(value, Mapping) and "off_front_reason" in value:
+            reason = value["off_front_reason"]
+            values[f"off_front:{key}"] = 1.0 if reason else 0.0
+            reasons += [str(reason)] if reason else []
+    if reasons:
+        trial.set_user_attr("off_front_reason", "; ".join(reasons))
     if values and hasattr(trial, "set_constraint"):  # Optuna >= 5
         for key, value in values.items():
             trial.set_constraint(key, value)

@@ -9,7 +9,8 @@ Built-in plugins (distribution ``snt-search``) go through the same path as a thi
 A broken plugin is kept as a :class:`PluginRecord` with ``error`` set to ``dist[entry]: cause``
 and listed by ``snt-search plugins``; ``strict=True`` raises instead. Asking for a broken
 plugin by name (``get``, a space's ``[plugins]``) reports its cause and the fix
-(``Registry.why_broken``), never a bare "not installed". Setting the environment
+(``Registry.why_broken``), never a bare "not installed"; a plugin whose name is taken
+(``taken_by``) is also a note at the start of a study (``Registry.notes``). Setting the environment
 variable ``SNT_SEARCH_DISABLE_PLUGIN_AUTOLOAD=1`` loads built-ins only (as pytest's
 ``PYTEST_DISABLE_PLUGIN_AUTOLOAD``), which is the way out when a third-party plugin misbehaves.
 """
@@ -18,11 +19,12 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
+from .plugin_notes import clash_notes
 from .specs import KINDS, Plugin, PluginError
 
 __all__ = [
@@ -54,6 +56,7 @@ class PluginRecord:
     value: str
     plugin: type[Plugin] | None = None
     error: str | None = None
+    taken_by: str | None = None  # its name clashes: the ``dist[entry]`` that keeps the name
 
     @property
     def ok(self) -> bool:
@@ -136,14 +139,12 @@ class Registry:
             error = _validate(kind, label, obj)
             if error is None:
                 plugin = obj
-        if error is None:
-            taken = self._find_ok(kind, name)
-            if taken is not None:
-                error = (
-                    f"{label}: duplicate {kind} name {name!r}, already provided by {taken.label}"
-                )
-                plugin = None
-        record = PluginRecord(kind, name, dist, version, value, plugin, error)
+        taken = self._find_ok(kind, name) if error is None else None
+        if taken is not None:
+            error = f"{label}: duplicate {kind} name {name!r}, already provided by {taken.label}"
+            plugin = None
+        by = taken.label if taken else None
+        record = PluginRecord(kind, name, dist, version, value, plugin, error, by)
         self.records.append(record)
         return record
 
@@ -157,6 +158,12 @@ class Registry:
 
     def broken(self) -> list[PluginRecord]:
         return [r for r in self.records if not r.ok]
+
+    def notes(self, used: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+        """What a study should say before it starts: one line per plugin whose name is taken
+        by another (it is BROKEN and the name runs the other one); those that ``used``
+        (``Space.plugins``: kind -> names) asks for come first. See :mod:`.plugin_notes`."""
+        return clash_notes(self.records, used or {})
 
     def __iter__(self) -> Iterator[PluginRecord]:
         return iter(self.records)

@@ -88,6 +88,8 @@ class Space:
     # The command-line option that set a key ("--set train.lr=0.1", "--dataset digits"), by
     # param key or plugin kind: errors about that key name the option instead of the file.
     origins: dict[str, str] = field(repr=False, compare=False, default_factory=dict)
+    # Warnings a study prints before it starts (e.g. [study] name differs from the file name).
+    notes: tuple[str, ...] = field(repr=False, compare=False, default=())
 
     @property
     def fingerprint(self) -> str:

@@ -119,6 +119,7 @@ def parse_space(raw: dict[str, Any], path: Path) -> Space:
         budgets[name] = _dataclass(Budget, {"name": name, **table}, f"[budgets.{name}]", fail)
     return Space(
         name=str(study.get("name", path.stem)),
+        notes=_name_notes(study, path),
         path=path,
         description=str(study.get("description", "")),
         sampler=sampler,
@@ -133,6 +134,19 @@ def parse_space(raw: dict[str, Any], path: Path) -> Space:
         early_stop=parse_early_stop(raw.get("early_stop"), fail),
         constraints=parse_constraints(raw.get("constraints"), METRICS, fail),
         resources=_resources(raw, path, fail),
+    )
+
+
+def _name_notes(study: dict[str, Any], path: Path) -> tuple[str, ...]:
+    """A warning when ``[study] name`` differs from the file name, which names the space."""
+    name = study.get("name", path.stem)
+    if name == path.stem:
+        return ()
+    return (
+        f"{path}: [study] name = {name!r} differs from the file name {path.stem!r}: "
+        f"`snt-search spaces` and `--space` call this space {path.stem!r} (a space is named "
+        f"by its file), while its studies are stored as {name!r} unless --study-name is given. "
+        f"Fix: rename the file to {name}.toml, or set name = {path.stem!r} (or drop it)",
     )
 
 

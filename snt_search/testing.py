@@ -39,12 +39,20 @@ __all__ = ["check_plugin", "reference_models"]
 
 
 def check_plugin(
-    plugin: type[Plugin] | Plugin, *, params: dict[str, Any] | None = None, **kwargs: Any
+    plugin: type[Plugin] | Plugin,
+    *,
+    params: dict[str, Any] | None = None,
+    backbone: type[Backbone] | Backbone | None = None,
+    backbone_params: dict[str, Any] | None = None,
+    **kwargs: Any,
 ) -> None:
     """Check ``plugin`` (a class or an instance) against the contract of its kind.
 
     ``params`` are hyperparameters passed to the plugin (e.g. a small size for a backbone);
-    ``request=DataRequest(...)`` is passed to a dataset's ``load``.
+    ``request=DataRequest(...)`` is passed to a dataset's ``load``. A transform or compressor
+    runs on small reference models and may refuse some of them; with ``backbone`` (a backbone
+    class or instance, built with ``backbone_params`` for 3 classes of 32x32 RGB images) it
+    also runs on that model and must not refuse it.
     """
     instance = plugin() if isinstance(plugin, type) else plugin
     cls = type(instance)
@@ -73,7 +81,21 @@ def check_plugin(
         "optimizer": _check_optimizer,
         "compressor": _check_compressor,
     }
+    if backbone is not None:
+        assert kinds[0] in ("transform", "compressor"), (
+            f"backbone= is for checking a transform or a compressor on it, not a {kinds[0]}"
+        )
+        kwargs["own"] = _own_model(backbone, backbone_params or {})
     checks[kinds[0]](instance, params or {}, **kwargs)
+
+
+def _own_model(backbone: type[Backbone] | Backbone, params: dict[str, Any]) -> dict[str, nn.Module]:
+    """``{"backbone NAME": model}``: the author's backbone, built for 3 classes of 32x32 RGB."""
+    bb = backbone() if isinstance(backbone, type) else backbone
+    assert isinstance(bb, Backbone), f"backbone= takes a Backbone class or instance, got {bb!r}"
+    torch.manual_seed(0)
+    model = bb.build(num_classes=3, image_size=32, in_chans=3, **params)
+    return {f"backbone {bb.name or type(bb).__name__}": model}
 
 
 def _check_dataset(ds: Dataset, params: dict[str, Any], request: DataRequest | None = None) -> None:
@@ -121,13 +143,17 @@ def reference_models() -> dict[str, nn.Module]:
     return {"cnn": cnn, "mixer": mixer}
 
 
-def _check_transform(tf: Transform, params: dict[str, Any]) -> None:
+def _check_transform(
+    tf: Transform, params: dict[str, Any], own: dict[str, nn.Module] | None = None
+) -> None:
+    """Must transform at least one reference model, and ``own`` (the author's) if given."""
     applied = 0
-    for family, model in reference_models().items():
+    for family, model in {**(own or {}), **reference_models()}.items():
         before = sum(p.numel() for p in model.parameters())
         try:
             report = tf.apply(model, **params)
-        except TransformNotApplicable:
+        except TransformNotApplicable as exc:
+            assert not own or family not in own, f"{tf.name} refused the {family}: {exc}"
             continue
         applied += 1
         assert isinstance(report, TransformReport), f"{tf.name}.apply must return a TransformReport"
@@ -196,16 +222,23 @@ def _compressor_models() -> dict[str, nn.Module]:
     return {"cnn": cnn, "vit": vit}
 
 
-def _check_compressor(comp: Compressor, params: dict[str, Any]) -> None:
-    """Must compress at least one reference model; may refuse others with a PluginError."""
-    calibration = [(torch.randn(16, 3, 8, 8), torch.randint(0, 3, (16,))) for _ in range(2)]
+def _check_compressor(
+    comp: Compressor, params: dict[str, Any], own: dict[str, nn.Module] | None = None
+) -> None:
+    """Must compress at least one reference model, and ``own`` (the author's) if given; may
+    refuse other reference models with a PluginError."""
     applied = []
-    for family, model in _compressor_models().items():
+    models = {family: (model, 8) for family, model in _compressor_models().items()}
+    models = {**{family: (model, 32) for family, model in (own or {}).items()}, **models}
+    for family, (model, size) in models.items():
+        calibration = [
+            (torch.randn(16, 3, size, size), torch.randint(0, 3, (16,))) for _ in range(2)
+        ]
 
-        def finetune(m: nn.Module, epochs: int) -> None:
+        def finetune(m: nn.Module, epochs: int, batches: Any = calibration) -> None:
             o = torch.optim.SGD(m.parameters(), lr=0.01)
             for _ in range(epochs):
-                for xb, yb in calibration:
+                for xb, yb in batches:
                     o.zero_grad()
                     nn.functional.cross_entropy(m(xb), yb).backward()
                     o.step()
@@ -215,7 +248,8 @@ def _check_compressor(comp: Compressor, params: dict[str, Any]) -> None:
             report = comp.compress(
                 model, CompressionContext(calibration=calibration, finetune=finetune), **params
             )
-        except PluginError:
+        except PluginError as exc:
+            assert not own or family not in own, f"{comp.name} refused the {family}: {exc}"
             continue
         applied.append(family)
         assert isinstance(report, CompressionReport), (

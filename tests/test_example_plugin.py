@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "plugins" / "example-plugin"
@@ -77,6 +78,9 @@ def test_a_study_uses_the_third_party_plugins(site: Path, tmp_path: Path) -> Non
     )
     used = {t.user_attrs["config"]["plugins"]["backbone"] for t in study.trials}
     assert used == {"tiny_cnn"}
+    # its power-method lambda_max converges within the space's max_iter: the trials count
+    assert [t.user_attrs.get("off_front_reason") for t in study.trials] == [None, None]
+    assert [t.user_attrs["sharpness_report"]["converged"] for t in study.trials] == [True, True]
 
 
 def test_the_example_conformance_tests_pass(site: Path) -> None:
@@ -88,4 +92,19 @@ def test_the_example_conformance_tests_pass(site: Path) -> None:
         cwd=EXAMPLE,
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "2 passed" in out.stdout
+    assert "3 passed" in out.stdout
+
+
+def test_the_example_compressor_refuses_bad_input_with_a_plugin_error(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As docs/plugins.md says: a PluginError, which fails the trial with its message (a
+    ValueError would count as an unexpected error)."""
+    monkeypatch.syspath_prepend(str(site))
+    from snt_example_plugin.random_prune import RandomPrune
+    from snt_search.specs import CompressionContext, PluginError
+
+    prune = RandomPrune()
+    prune.name = "random_prune"
+    with pytest.raises(PluginError, match=r"sparsity must be in \[0, 1\), got 1.5; set comp"):
+        prune.compress(torch.nn.Linear(2, 2), CompressionContext(), sparsity=1.5)

@@ -68,7 +68,7 @@ compressor = ["magnitude_prune", "nanny"]
 method = "lanczos"
 samples = 32
 batch_size = 32
-max_iter = 10
+max_iter = 30
 
 [budgets.smoke]
 epochs = 1

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-from conftest import FakeDist
+from pathlib import Path
 
+import pytest
+from conftest import TINY_SPACE, FakeDist
+
+from snt_search.cli import main
 from snt_search.registry import AUTOLOAD_ENV, Registry
 from snt_search.specs import KINDS, PluginError
 
@@ -157,3 +160,35 @@ def test_asking_for_a_broken_plugin_gives_its_error_and_the_fix(fake_dist: FakeD
         assert "pip uninstall acme-broken" in message and "BROKEN" in message
     assert registry.why_broken("backbone", "mixer_s") is None  # working: nothing to explain
     assert registry.why_broken("backbone", "nonexistent") is None
+
+
+def test_a_taken_name_is_a_note_that_names_the_plugin_a_study_runs(
+    fake_dist: FakeDist, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A third-party 'adam' is BROKEN (built-ins keep their names) and a study asking for
+    'adam' runs snt-search's: ``Registry.notes`` says so, first for the names a study uses,
+    and ``snt-search study`` prints it before it starts."""
+    other = 'from snt_search_builtins.optimizers.adam import Adam\nclass Other(Adam):\n    """Other."""\n'
+    fake_dist(
+        "aaa-dup", {"snt_search.optimizers": {"adam": "acme_dup4:Other"}}, {"acme_dup4": other}
+    )
+    fake_dist("acme-t1", {"snt_search.backbones": {"tiny": "acme_t1:Tiny"}}, {"acme_t1": GOOD})
+    fake_dist("acme-t2", {"snt_search.backbones": {"tiny": "acme_t2:Tiny"}}, {"acme_t2": GOOD})
+    fake_dist("acme-imp", {"snt_search.backbones": {"nope": "acme_missing:X"}}, {})
+    registry = Registry.discover()
+    used, unused = registry.notes({"optimizer": ("adam", "sam"), "backbone": ("mixer_s",)})
+    assert used.startswith("this study's optimizer 'adam' runs snt-search[adam], not aaa-dup[adam]")
+    assert "Fix: register aaa-dup[adam] under another name in aaa-dup's entry points" in used
+    assert '[project.entry-points."snt_search.optimizers"]' in used
+    assert unused.startswith("acme-t2[tiny] is BROKEN: its name is taken, so backbone 'tiny' runs")
+    assert "acme-t1[tiny]" in unused  # the one that keeps the name
+    assert [n[:13] for n in registry.notes()] == [
+        "acme-t2[tiny]",
+        "aaa-dup[adam]",
+    ]  # none: import error
+    assert Registry.discover(autoload=False).notes() == []
+
+    (workdir / "s.toml").write_text(TINY_SPACE.replace('name = "tiny"', 'name = "s"'))
+    main(["study", "--space", "s.toml", "--budget", "nope", "--json"])  # fails before any trial
+    err = " ".join(capsys.readouterr().err.split())
+    assert "note: this study's optimizer 'adam' runs snt-search[adam], not aaa-dup[adam]" in err

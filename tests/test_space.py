@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import optuna
@@ -83,8 +84,8 @@ def test_installed_copy_of_spaces_is_found_through_the_entry_point(
             r"not among \[plugins\] optimizer = \['adam', 'sam'\]",
         ),
         (
-            "max_iter = 10",
-            "max_iters = 10",
+            "max_iter = 30",
+            "max_iters = 30",
             r"\[sharpness\] unknown key 'max_iters'; allowed: method",
         ),
         ("epochs = 1", "epochs = 1.5", r"\[budgets.smoke\] epochs must be int, got 1.5"),
@@ -313,3 +314,71 @@ def test_a_broken_plugin_in_a_space_shows_its_import_error(
     sweep = load_space(write(tmp_path, TINY_SPACE + '\n[sweep]\ncompressor = "cut"\n'))
     with pytest.raises(SpaceError, match=r"\[sweep\] compressor = 'cut' is installed but broken"):
         sweep.check(get_registry())
+
+
+def test_a_space_found_twice_is_listed_with_the_collision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """./studies wins over $SNT_SEARCH_STUDIES, which wins over the built-ins; each other file
+    of the name is listed with the one used and how to run it, never dropped."""
+    from snt_search.catalog import start_notes
+    from snt_search.cli import main
+
+    own, extra = tmp_path / "studies", tmp_path / "extra"
+    own.mkdir()
+    extra.mkdir()
+    text = TINY_SPACE.replace('name = "tiny"', 'name = "mixer_prune"')
+    (own / "mixer_prune.toml").write_text(text)
+    (extra / "mixer_prune.toml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SNT_SEARCH_STUDIES", str(extra))
+    spaces = find_spaces()
+    used = spaces["mixer_prune"]
+    assert used.path == own / "mixer_prune.toml" and used.origin == "./studies"
+    others = [e for e in spaces.values() if e.name == "mixer_prune" and e is not used]
+    assert [e.origin for e in others] == ["$SNT_SEARCH_STUDIES", "snt-search[builtin]"]
+    for entry in others:
+        assert entry.shadowed_by == used and entry.error is not None
+        assert f"also {used.path} (./studies), which `--space mixer_prune` loads" in entry.error
+        assert f"runs only as `--space {entry.path}`" in entry.error
+        assert "rename one of the two" in entry.error
+    assert resolve_space("mixer_prune").path == used.path
+    assert resolve_space(str(others[1].path)).description.startswith("Mixer-S")  # by its path
+    space = resolve_space("mixer_prune")
+    notes = start_notes("mixer_prune", space, get_registry())
+    assert len(notes) == 2 and all(n.startswith("--space mixer_prune: space") for n in notes)
+    assert start_notes(str(used.path), space, get_registry()) == []  # a path is unambiguous
+
+    assert main(["spaces", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    listed = [(r["origin"], bool(r["error"])) for r in rows if r["name"] == "mixer_prune"]
+    assert listed == [
+        ("./studies", False),
+        ("$SNT_SEARCH_STUDIES", True),
+        ("snt-search[builtin]", True),
+    ]
+
+
+def test_one_file_reached_twice_is_one_space(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)  # ./studies is also the editable install's built-in package
+    spaces = find_spaces()
+    assert not [e for e in spaces.values() if e.error]
+    assert spaces["mixer_prune"].origin == "./studies"
+
+
+def test_a_study_name_that_differs_from_the_file_name_is_a_note(tmp_path: Path) -> None:
+    from snt_search.catalog import start_notes
+
+    (note,) = load_space(write(tmp_path, TINY_SPACE)).notes  # space.toml, [study] name "tiny"
+    assert note.startswith(f"{tmp_path / 'space.toml'}: [study] name = 'tiny' differs from ")
+    assert "call this space 'space' (a space is named by its file)" in note
+    assert "stored as 'tiny'" in note
+    assert "Fix: rename the file to tiny.toml, or set name = 'space' (or drop it)" in note
+    same = tmp_path / "tiny.toml"
+    same.write_text(TINY_SPACE)
+    assert load_space(same).notes == ()
+    unnamed = tmp_path / "other.toml"
+    unnamed.write_text(TINY_SPACE.replace('name = "tiny"\n', ""))
+    assert load_space(unnamed).notes == () and load_space(unnamed).name == "other"
+    space = load_space(tmp_path / "space.toml").with_overrides({"dataset": "digits"}, {})
+    assert start_notes(str(tmp_path / "space.toml"), space, get_registry()) == [note]

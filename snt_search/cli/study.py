@@ -133,7 +133,7 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..catalog import resolve_space
+    from ..catalog import resolve_space, start_notes
     from ..driver import StudyAborted, StudyOptions, run_study
     from ..ray import options_from_args, run_study_ray
     from ..registry import get_registry
@@ -144,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
     sets = parse_sets(args.set)
     if plugin_overrides or sets:
         space = space.with_overrides(plugin_overrides, sets)
+    for note in start_notes(args.space, space, registry):  # taken plugin names, space clashes
+        err_console.print(f"[yellow]note:[/] {escape(note)}")
     options = StudyOptions(
         budget=args.budget,
         n_trials=args.trials,

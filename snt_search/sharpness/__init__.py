@@ -22,6 +22,7 @@ from .data import draw_batches
 from .estimate import METHODS, STARTS, estimate_lambda_max, estimate_trace
 from .hvp import BACKENDS, HessianVectorProduct, clear_backend_cache
 from .result import SharpnessResult, TraceResult
+from .trust import off_front_reason
 
 __all__ = [
     "BACKENDS",
@@ -34,4 +35,5 @@ __all__ = [
     "draw_batches",
     "estimate_lambda_max",
     "estimate_trace",
+    "off_front_reason",
 ]

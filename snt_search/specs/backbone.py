@@ -3,8 +3,8 @@
 Contract: ``Backbone.build(num_classes=, image_size=, in_chans=, **params)`` returns a fresh
 ``torch.nn.Module`` mapping float images ``[B, in_chans, image_size, image_size]`` to logits
 ``[B, num_classes]``. No pretrained weights are loaded (studies train from scratch, as in the
-paper). ``family`` tells transforms which block layout to expect (``"mixer"``, ``"resnet"``,
-``"vit"``, ``"cnn"`` or ``""`` for unknown).
+paper). ``family`` (``"mixer"``, ``"resnet"``, ``"vit"``, ``"cnn"`` or ``""``) is a descriptive
+label only: nothing reads it, transforms inspect the model's modules (docs/plugins.md).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from snt_search.specs import CompressionContext, CompressionReport, Compressor
+from snt_search.specs import CompressionContext, CompressionReport, Compressor, PluginError
 
 
 class RandomPrune(Compressor):
@@ -19,8 +19,11 @@ class RandomPrune(Compressor):
         self, model: nn.Module, context: CompressionContext, **params: Any
     ) -> CompressionReport:
         p = self.resolve_params(params)
-        if not 0.0 <= p["sparsity"] < 1.0:
-            raise ValueError(f"random_prune: sparsity must be in [0, 1), got {p['sparsity']}")
+        if not 0.0 <= p["sparsity"] < 1.0:  # a PluginError fails the trial with this message
+            raise PluginError(
+                f"compressor {self.name!r}: sparsity must be in [0, 1), got {p['sparsity']}; "
+                f"set compressor.{self.name}.sparsity to e.g. 0.5"
+            )
         g = torch.Generator().manual_seed(context.seed)
         zeros = total = 0
         with torch.no_grad():

@@ -23,7 +23,6 @@ class _Block(nn.Module):
 class TinyCNN(Backbone):
     """Tiny residual CNN (stem, `depth` 3x3 blocks, global pool); ~5k params at width 16."""
 
-    family = "cnn"
     defaults = {"width": 16, "depth": 2}
 
     def build(
