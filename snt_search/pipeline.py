@@ -30,6 +30,7 @@ from .sharpness import draw_batches, estimate_lambda_max, off_front_reason
 from .specs import (
     Backbone,
     CompressionContext,
+    CompressionReport,
     Compressor,
     DataBundle,
     DataRequest,
@@ -40,7 +41,14 @@ from .specs import (
 from .training import Diverged, EpochStats, evaluate, train
 from .trial_spec import TrialSpec
 
-__all__ = ["TrialFailed", "TrialResult", "build_model", "load_data", "run_trial"]
+__all__ = [
+    "TrialFailed",
+    "TrialResult",
+    "build_model",
+    "compress_copy",
+    "load_data",
+    "run_trial",
+]
 
 
 class TrialFailed(RuntimeError):
@@ -95,6 +103,34 @@ def build_model(
     )
     report = transform.apply(model, **spec.params.get("transform", {}))
     return model, report.as_dict()
+
+
+def compress_copy(
+    spec: TrialSpec, model: nn.Module, data: DataBundle, *, registry: Registry | None = None
+) -> tuple[nn.Module, CompressionReport, CompressionContext]:
+    """Compress a deep copy of the trained ``model`` as a trial does; ``model`` is untouched.
+
+    The compressor is ``spec.plugins["compressor"]`` with its ``spec.params``; it calibrates
+    on 512 training images drawn with seed ``spec.seed + 2`` and fine-tunes (when it does)
+    with the trial's training settings. Returns the copy, its report and the context used.
+    """
+    registry = registry or get_registry()
+    device = torch.device(spec.device)
+    compressor = registry.get("compressor", spec.plugins["compressor"])
+    optimizer = registry.get("optimizer", spec.plugins["optimizer"])
+    assert isinstance(compressor, Compressor) and isinstance(optimizer, Optimizer)
+    compressed = copy.deepcopy(model)
+    x_c, y_c = _normalized_sample(data, 512, seed=spec.seed + 2, device=device)
+    calibration = draw_batches(x_c, y_c, samples=len(y_c), batch_size=128, seed=spec.seed + 2)
+    plugins = _names(spec, "compressor")
+    context = CompressionContext(
+        calibration=calibration,
+        finetune=_finetuner(spec, optimizer, data, device, plugins, "compress"),
+        device=device,
+        seed=spec.seed,
+    )
+    report = compressor.compress(compressed, context, **spec.params.get("compressor", {}))
+    return compressed, report, context
 
 
 def run_trial(
@@ -161,18 +197,7 @@ def run_trial(
             f"{stages['sharpness']} (stage: sharpness)"
         )
 
-    compressor = registry.get("compressor", spec.plugins["compressor"])
-    assert isinstance(compressor, Compressor)
-    compressed = copy.deepcopy(model)
-    x_c, y_c = _normalized_sample(data, 512, seed=spec.seed + 2, device=device)
-    calibration = draw_batches(x_c, y_c, samples=len(y_c), batch_size=128, seed=spec.seed + 2)
-    context = CompressionContext(
-        calibration=calibration,
-        finetune=_finetuner(spec, optimizer, data, device, stages["compress"], "compress"),
-        device=device,
-        seed=spec.seed,
-    )
-    compress_report = compressor.compress(compressed, context, **spec.params.get("compressor", {}))
+    compressed, compress_report, context = compress_copy(spec, model, data, registry=registry)
     compressed_accuracy = evaluate(compressed, test_loader)
     if not math.isfinite(compressed_accuracy):
         raise _non_finite_outputs("compressed model", stages, "compress")

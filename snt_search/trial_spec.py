@@ -8,15 +8,18 @@ one; a parameter of a plugin is only suggested when that plugin is chosen (defin
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from .config import Budget, SharpnessConfig, SweepConfig, TrainConfig, field_types
 from .space import Dimension, Space
 from .specs import KINDS
 
 __all__ = ["Suggester", "TrialSpec", "sample"]
+
+_C = TypeVar("_C")
 
 
 class Suggester(Protocol):
@@ -50,6 +53,34 @@ class TrialSpec:
         out = asdict(self)
         out["data_dir"] = str(self.data_dir) if self.data_dir else None
         return out
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> TrialSpec:
+        """The spec :meth:`as_dict` gave ``config`` (a trial's stored ``config`` attribute).
+
+        Keys this snt-search does not know are ignored (a config from a newer version);
+        a config without plugins is refused (ValueError naming what it has).
+        """
+        plugins = config.get("plugins")
+        if not isinstance(plugins, Mapping) or not plugins:
+            raise ValueError(
+                f"a trial config needs 'plugins' (kind -> name), got keys {sorted(config)}; "
+                "it is the 'config' user attribute a study stores with each trial"
+            )
+        sweep = config.get("sweep")
+        data_dir = config.get("data_dir")
+        return cls(
+            plugins={str(k): str(v) for k, v in plugins.items()},
+            params={k: dict(v) for k, v in (config.get("params") or {}).items()},
+            train=_known(TrainConfig, config.get("train")),
+            sharpness=_known(SharpnessConfig, config.get("sharpness")),
+            budget=_known(Budget, config.get("budget")),
+            sweep=None if sweep is None else _known(SweepConfig, sweep),
+            seed=int(config.get("seed", 0)),
+            data_dir=Path(data_dir) if data_dir else None,
+            download=bool(config.get("download", True)),
+            device=str(config.get("device", "cpu")),
+        )
 
 
 def sample(
@@ -93,6 +124,15 @@ def sample(
         download=download,
         device=device,
     )
+
+
+def _known(cls: type[_C], values: Mapping[str, Any] | None) -> _C:
+    """``cls(**values)`` with the keys ``cls`` has; lists become tuples (JSON has no tuple)."""
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    kept = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in (values or {}).items() if k in names
+    }
+    return cls(**kept)
 
 
 def _coerce_train(values: dict[str, Any]) -> dict[str, Any]:

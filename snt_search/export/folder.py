@@ -11,20 +11,23 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial
 from safetensors import safe_open
+from torch import nn
 
+from ..registry import Registry
 from .artifacts import fetch_model
 from .card import model_card
 from .codes import CODES
-from .config import WHICH, ModelFileError
-from .files import CONFIG_FILE, MODEL_FILE, load_model, read_config
+from .config import WHICH, ModelConfig, ModelFileError
+from .files import CONFIG_FILE, MODEL_FILE, load_model, read_config, save_model
 
-__all__ = ["check_out", "export_trial"]
+__all__ = ["check_out", "export_model", "export_trial"]
 
 
 def check_out(out: Path) -> None:
@@ -51,10 +54,52 @@ def export_trial(
     if which not in WHICH:
         raise ModelFileError(f"--which must be one of {', '.join(WHICH)}, got {which!r}.")
     check_out(out)
+
+    def fill(model_file: Path) -> None:
+        fetch_model(study, trial, which, model_file, store=store)
+
+    size, coded = _write_folder(out, fill)
+    return {
+        "study_name": study.study_name,
+        "trial": trial.number,
+        "which": which,
+        "out": str(out),
+        "files": [str(out / name) for name in (MODEL_FILE, CONFIG_FILE, "README.md")],
+        "model_bytes": size,
+        "int8_tensors": coded,
+        "metrics": {
+            k: trial.user_attrs.get(k)
+            for k in ("base_accuracy", "compressed_accuracy", "accuracy_drop", "lambda_max")
+        },
+    }
+
+
+def export_model(
+    model: nn.Module, config: ModelConfig, out: Path, *, registry: Registry | None = None
+) -> dict[str, Any]:
+    """Write the in-memory ``model`` with ``config`` as the new export folder ``out``.
+
+    The same folder as :func:`export_trial` writes (used by ``snt-search train --out``);
+    returns ``{"out", "model_bytes", "int8_tensors"}``.
+    """
+    check_out(out)
+
+    def fill(model_file: Path) -> None:
+        save_model(model, config, model_file, registry=registry)
+
+    size, coded = _write_folder(out, fill)
+    return {"out": str(out), "model_bytes": size, "int8_tensors": coded}
+
+
+def _write_folder(out: Path, fill: Callable[[Path], Any]) -> tuple[int, int]:
+    """Make ``out`` atomically: ``fill(model_file)`` writes the model in a temporary folder,
+    which gets the config and card once the model rebuilds, then is renamed to ``out``.
+    Returns the model file's bytes and its number of int8-coded tensors."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
-        model_file = fetch_model(study, trial, which, tmp / MODEL_FILE, store=store)
+        model_file = tmp / MODEL_FILE
+        fill(model_file)
         config = read_config(model_file)
         load_model(model_file)  # a file that does not rebuild is not exported
         with safe_open(str(model_file), framework="pt") as fh:
@@ -69,16 +114,4 @@ def export_trial(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return {
-        "study_name": study.study_name,
-        "trial": trial.number,
-        "which": which,
-        "out": str(out),
-        "files": [str(out / name) for name in (MODEL_FILE, CONFIG_FILE, "README.md")],
-        "model_bytes": size,
-        "int8_tensors": coded,
-        "metrics": {
-            k: trial.user_attrs.get(k)
-            for k in ("base_accuracy", "compressed_accuracy", "accuracy_drop", "lambda_max")
-        },
-    }
+    return size, coded
