@@ -17,7 +17,18 @@ from rich.markup import escape
 
 from .. import __version__
 from ..allocator import reuse_freed_memory
-from . import dashboard, export, pareto, plugins, report, sharpness, spaces, study, train
+from . import (
+    dashboard,
+    export,
+    pareto,
+    plugins,
+    report,
+    rerun,
+    sharpness,
+    spaces,
+    study,
+    train,
+)
 from ._common import err_console
 
 COMMANDS: list[ModuleType] = [
@@ -26,6 +37,7 @@ COMMANDS: list[ModuleType] = [
     study,
     pareto,
     export,
+    rerun,
     train,
     report,
     sharpness,

@@ -6,7 +6,7 @@ its confidence interval, accuracy under compression per transform x optimizer, t
 failures, re-run commands), ``report.md`` and ``trials.csv``. The pieces are usable alone:
 :mod:`.data` (the tidy table), :mod:`.stats` (Spearman + CI), :mod:`.figures`,
 :mod:`.summary` and :mod:`.tables` (findings and tables), :mod:`.html`, :mod:`.markdown`,
-:mod:`.rerun` (the ``snt-search train`` line of a trial).
+:mod:`.rerun` (the ``snt-search rerun`` line of a trial).
 See docs/report.md.
 """
 

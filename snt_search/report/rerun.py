@@ -1,15 +1,17 @@
-"""The command line that re-trains a trial: ``snt-search train`` built from its ``config``.
+"""The command lines that re-run a trial, built from what the study stored.
 
-``config`` is the trial's :class:`~snt_search.trial_spec.TrialSpec` as stored by the driver.
-``snt-search train`` takes the dataset, backbone, transform and optimizer with their
-parameters, the training settings, the data subsets and the seed, so the command reproduces
-the trained model of the trial exactly. It has no compressor and does not estimate lambda_max:
-:func:`untrained_settings` lists what of the config the command leaves out (the compressor
-and its parameters, the sharpness estimator), so the report can show them beside it.
+:func:`rerun_command` is the one the report shows: ``snt-search rerun --study-name S --trial
+N`` runs the trial's whole pipeline again from its stored ``config`` (train, lambda_max,
+compress, evaluate) and prints the stored and the new metrics side by side.
 
-Values go through ``--set`` as TOML (``0.001``, ``true``, ``"cosine"``), the syntax
-``snt-search train --set`` parses, and every word is shell-quoted: ``shlex.split`` of the
-command and the CLI's parser give back the same plugins, parameters and settings.
+:func:`train_command` is the ``snt-search train`` line that re-trains only the model of a
+``config`` (a trial's :class:`~snt_search.trial_spec.TrialSpec` as stored by the driver) and
+compresses a copy with the trial's compressor: dataset, backbone, transform, optimizer and
+compressor with their parameters, the training settings, the data subsets and the seed. It
+does not estimate lambda_max. Values go through ``--set`` as TOML (``0.001``, ``true``,
+``"cosine"``), the syntax ``snt-search train --set`` parses, and every word is
+shell-quoted: ``shlex.split`` of the command and the CLI's parser give back the same plugins,
+parameters and settings.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import math
 import shlex
 from typing import Any
 
-__all__ = ["TRAIN_KINDS", "rerun_command", "toml_value", "untrained_settings"]
+__all__ = ["TRAIN_KINDS", "rerun_command", "toml_value", "train_command"]
 
 TRAIN_KINDS = ("dataset", "backbone", "transform", "optimizer")
 # TrainConfig fields with their own `snt-search train` flag; every other field goes via --set.
@@ -27,8 +29,22 @@ _TRAIN_FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr"
 _BUDGET_FLAGS = {"train_subset": "--train-subset", "test_subset": "--test-subset"}
 
 
-def rerun_command(config: dict[str, Any], *, program: str = "snt-search") -> str:
-    """The ``snt-search train ...`` line that re-trains the model ``config`` describes.
+def rerun_command(
+    study_name: str, number: int, storage: str = "", *, program: str = "snt-search"
+) -> str:
+    """``snt-search rerun --study-name S --trial N [--storage URL]`` (the storage is left out
+    when empty or the default one)."""
+    from ..storage import DEFAULT_STORAGE
+
+    words = [program, "rerun", "--study-name", study_name, "--trial", str(number)]
+    if storage and storage != DEFAULT_STORAGE:
+        words += ["--storage", storage]
+    return shlex.join(words)
+
+
+def train_command(config: dict[str, Any], *, program: str = "snt-search") -> str:
+    """The ``snt-search train ...`` line that re-trains the model ``config`` describes and,
+    when it names a compressor, compresses a copy with it.
 
     Raises ValueError when ``config`` lacks a plugin of a kind ``train`` needs.
     """
@@ -42,6 +58,8 @@ def rerun_command(config: dict[str, Any], *, program: str = "snt-search") -> str
     words = [program, "train"]
     for kind in TRAIN_KINDS:
         words += [f"--{kind}", str(plugins[kind])]
+    if plugins.get("compressor"):
+        words += ["--compressor", str(plugins["compressor"])]
     train = dict(config.get("train") or {})
     for key, flag in _TRAIN_FLAGS.items():
         if key in train:
@@ -58,23 +76,11 @@ def rerun_command(config: dict[str, Any], *, program: str = "snt-search") -> str
     for key, value in train.items():
         words += ["--set", f"train.{key}={toml_value(value)}"]
     params = config.get("params") or {}
-    for kind in TRAIN_KINDS:
+    kinds = (*TRAIN_KINDS, "compressor") if plugins.get("compressor") else TRAIN_KINDS
+    for kind in kinds:
         for key, value in sorted((params.get(kind) or {}).items()):
             words += ["--set", f"{kind}.{plugins[kind]}.{key}={toml_value(value)}"]
     return shlex.join(words)
-
-
-def untrained_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """What the trial ran that ``snt-search train`` does not: compressor and sharpness settings."""
-    plugins = config.get("plugins") or {}
-    params = config.get("params") or {}
-    out: dict[str, Any] = {}
-    if plugins.get("compressor"):
-        out["compressor"] = plugins["compressor"]
-        out["compressor_params"] = dict(params.get("compressor") or {})
-    if config.get("sharpness"):
-        out["sharpness"] = dict(config["sharpness"])
-    return out
 
 
 def toml_value(value: Any) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .data import StudyData, TrialRow, finite
-from .rerun import rerun_command, untrained_settings
+from .rerun import rerun_command
 from .stats import spearman
 
 __all__ = ["Table", "build_tables", "fmt", "levels", "median", "throughput_ratios"]
@@ -201,21 +201,18 @@ def _rerun_table(data: StudyData) -> Table:
     rows = []
     for r in data.trials:
         if r.config is None:
-            rows.append([str(r.number), r.status, "no config stored with this trial", "–"])
+            rows.append([str(r.number), r.status, "no config stored with this trial"])
             continue
-        try:
-            command = rerun_command(r.config)
-        except ValueError as exc:
-            command = f"cannot build: {exc}"
-        rows.append([str(r.number), r.status, command, _untrained(r.config)])
+        rows.append([str(r.number), r.status, rerun_command(data.name, r.number, data.storage)])
     note = (
-        "snt-search train re-trains the trial's model (same data subsets, seed and settings); "
-        "compression and the λ_max estimate then use the settings in the last column."
+        "snt-search rerun runs the trial's whole pipeline again from its stored configuration "
+        "(training, λ_max, compression, evaluation) and prints the stored and the new metrics "
+        "side by side; on the CPU the same seed gives the same numbers."
     )
     return Table(
         "rerun",
         "Re-running a trial",
-        ["trial", "state", "command", "compression and λ_max settings"],
+        ["trial", "state", "command"],
         rows,
         note,
         code_columns=frozenset({"command"}),
@@ -242,19 +239,6 @@ def _trials_table(data: StudyData) -> Table:
         for r in data.trials
     ]
     return Table("trials", "All trials", columns, rows)
-
-
-def _untrained(config: dict[str, Any]) -> str:
-    s = untrained_settings(config)
-    parts = []
-    if "compressor" in s:
-        params = ", ".join(f"{k}={v}" for k, v in sorted(s["compressor_params"].items()))
-        parts.append(f"{s['compressor']}({params})")
-    if "sharpness" in s:
-        sh = s["sharpness"]
-        keys = ("method", "samples", "max_iter", "tol")
-        parts.append("λ_max: " + ", ".join(f"{k}={sh[k]}" for k in keys if k in sh))
-    return "; ".join(parts) or "–"
 
 
 def _m(r: TrialRow, name: str) -> float:

@@ -42,7 +42,11 @@ def test_html_holds_front_correlation_failures_and_commands(report: ReportFiles)
     assert rerun is not None
     cells = re.findall(r'<td class="code">(.*?)</td>', rerun.group(1))
     commands = [html.unescape(re.sub(r"</?span[^>]*>", "", c)) for c in cells]
-    assert commands == [rerun_command(r.config) for r in report.data.trials if r.config]
+    assert commands == [
+        rerun_command(report.data.name, r.number, report.data.storage)
+        for r in report.data.trials
+        if r.config
+    ]
     assert len(commands) == 17
     for key in ("front", "sharpness", "compression", "cost", "training"):
         assert f'id="plot-{key}"' in text

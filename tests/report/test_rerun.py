@@ -1,4 +1,5 @@
-"""The re-run command of a trial parses back, with the CLI's own parser, into the same trial."""
+"""A trial's re-run commands: `snt-search rerun` for the whole pipeline, and the `snt-search
+train` line that parses back, with the CLI's own parser, into the same trial."""
 
 from __future__ import annotations
 
@@ -11,21 +12,22 @@ from snt_search.cli import build_parser
 from snt_search.cli._common import parse_sets
 from snt_search.cli.train import spec_from_args
 from snt_search.report.data import load_study_data
-from snt_search.report.rerun import TRAIN_KINDS, rerun_command, toml_value, untrained_settings
+from snt_search.report.rerun import TRAIN_KINDS, rerun_command, toml_value, train_command
 
 from .conftest import STUDY, config
 
 
 def _round_trip(cfg: dict[str, Any]) -> dict[str, Any]:
-    words = shlex.split(rerun_command(cfg))
+    words = shlex.split(train_command(cfg))
     assert words[:2] == ["snt-search", "train"]
     args = build_parser().parse_args(words[1:])
     return spec_from_args(args).as_dict()
 
 
 def _expected(cfg: dict[str, Any]) -> dict[str, Any]:
-    params = {k: v for k, v in cfg["params"].items() if k in TRAIN_KINDS and v}
-    plugins = {k: cfg["plugins"][k] for k in TRAIN_KINDS}
+    kinds = (*TRAIN_KINDS, "compressor")
+    params = {k: v for k, v in cfg["params"].items() if k in kinds and v}
+    plugins = {k: cfg["plugins"][k] for k in kinds}
     return {"plugins": plugins, "params": params, "train": cfg["train"], "seed": cfg["seed"]}
 
 
@@ -48,7 +50,7 @@ def test_awkward_values_round_trip() -> None:
     cfg["train"]["schedule"] = "constant"
     cfg["data_dir"] = "/data/my images"
     cfg["device"] = "cuda:1"
-    words = shlex.split(rerun_command(cfg))
+    words = shlex.split(train_command(cfg))
     sets = parse_sets([w for i, w in enumerate(words) if i and words[i - 1] == "--set"])
     assert sets["dataset.digits.label"] == 'it\'s a "test" | x'
     assert sets["dataset.digits.flag"] == "true"  # a string, not a bool
@@ -68,10 +70,28 @@ def test_toml_values() -> None:
         toml_value({"a": 1})
 
 
-def test_missing_plugin_and_untrained_settings() -> None:
+def test_missing_plugin_is_refused_and_the_compressor_is_passed_on() -> None:
     cfg = config("none", "adam", sparsity=0.7)
-    assert untrained_settings(cfg)["compressor_params"] == {"sparsity": 0.7}
-    assert untrained_settings(cfg)["sharpness"]["samples"] == 64
+    words = shlex.split(train_command(cfg))
+    assert words[words.index("--compressor") + 1] == cfg["plugins"]["compressor"]
+    assert f"compressor.{cfg['plugins']['compressor']}.sparsity=0.7" in words
     del cfg["plugins"]["optimizer"]
     with pytest.raises(ValueError, match="no optimizer plugin"):
-        rerun_command(cfg)
+        train_command(cfg)
+
+
+def test_rerun_command_names_the_study_trial_and_a_non_default_storage() -> None:
+    cmd = rerun_command("my study", 7, "postgresql://db/snt")
+    assert shlex.split(cmd) == [
+        "snt-search",
+        "rerun",
+        "--study-name",
+        "my study",
+        "--trial",
+        "7",
+        "--storage",
+        "postgresql://db/snt",
+    ]
+    args = build_parser().parse_args(shlex.split(cmd)[1:])
+    assert (args.study_name, args.trial, args.storage) == ("my study", 7, "postgresql://db/snt")
+    assert "--storage" not in rerun_command("s", 1, "sqlite:///snt-search.db")
