@@ -25,6 +25,7 @@ from torch import nn
 from .compression import sweep
 from .data import TensorLoader, normalize
 from .export.config import dataset_info
+from .measure import measure_model
 from .registry import Registry, get_registry
 from .sharpness import draw_batches, estimate_lambda_max, off_front_reason
 from .specs import (
@@ -201,6 +202,10 @@ def run_trial(
     compressed_accuracy = evaluate(compressed, test_loader)
     if not math.isfinite(compressed_accuracy):
         raise _non_finite_outputs("compressed model", stages, "compress")
+    batch = next(iter(test_loader))[0][: spec.train.batch_size]
+    measured = measure_model(compressed, batch, n_params) | _declared(
+        registry, spec.plugins["compressor"], compress_report
+    )
     reports: dict[str, Any] = {
         "transform": transform_report,
         # off_front_reason: a negative or unconverged estimate stays off the front (trust.py)
@@ -238,6 +243,7 @@ def run_trial(
         "images_per_s": trained.images_per_s,
         "sharpness_time_s": sharpness_s,
         "n_params": float(n_params),
+        **measured,
     }
     _check_finite(metrics, stages)
     return TrialResult(
@@ -255,6 +261,10 @@ _STAGE_OF = {
     "train_time_s": "training",
     "images_per_s": "training",
     "n_params": "training",
+    "model_bytes": "compress",
+    "params": "compress",
+    "param_reduction": "compress",
+    "latency_ms": "compress",
     "lambda_max": "sharpness",
     "sharpness_time_s": "sharpness",
     "compressed_accuracy": "compress",
@@ -263,6 +273,20 @@ _STAGE_OF = {
     "sweep_mean_accuracy": "sweep",
     "sweep_accuracy_drop": "sweep",
 }
+
+
+def _declared(registry: Registry, name: str, report: CompressionReport) -> dict[str, float]:
+    """The report keys compressor ``name`` declares as metrics (``Compressor.metrics``)."""
+    compressor = registry.get("compressor", name)
+    out = {}
+    for key in getattr(compressor, "metrics", {}):
+        if key not in report.metrics:
+            raise TrialFailed(
+                f"compressor {name!r} declares the metric {key!r} but its report "
+                f"has only {sorted(report.metrics)} (stage: compress); fix the plugin"
+            )
+        out[key] = float(report.metrics[key])
+    return out
 
 
 def _names(spec: TrialSpec, *kinds: str) -> str:

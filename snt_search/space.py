@@ -42,7 +42,14 @@ METRICS = {
     "sweep_auc": "maximize",  # these three need a [sweep] section
     "sweep_mean_accuracy": "maximize",
     "sweep_accuracy_drop": "minimize",
+    # the compressed model as stored and run (snt_search/measure.py)
+    "model_bytes": "minimize",
+    "params": "minimize",
+    "param_reduction": "maximize",
+    "latency_ms": "minimize",
 }
+# Beside these, a compressor's declared report keys (Compressor.metrics) are metrics of the
+# spaces whose every candidate compressor declares them (space_file.space_metrics).
 
 
 class SpaceError(ValueError):

@@ -8,6 +8,7 @@ installed plugins, by ``Space.check``. See docs/spaces.md for the format.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,15 +71,6 @@ def parse_space(raw: dict[str, Any], path: Path) -> Space:
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise fail(f"[study] seed must be an integer, got {seed!r}")
 
-    objectives = _table(raw, "objectives", path)
-    if not objectives:
-        raise fail(f"[objectives] needs at least one metric; metrics are: {', '.join(METRICS)}")
-    for metric, direction in objectives.items():
-        if metric not in METRICS:
-            raise fail(f"[objectives] unknown metric {metric!r}; metrics are: {', '.join(METRICS)}")
-        if direction not in ("minimize", "maximize"):
-            raise fail(f"[objectives] {metric} must be 'minimize' or 'maximize', got {direction!r}")
-
     plugins: dict[str, tuple[str, ...]] = {}
     for kind, value in _table(raw, "plugins", path).items():
         if kind not in KINDS:
@@ -90,6 +82,21 @@ def parse_space(raw: dict[str, Any], path: Path) -> Space:
     missing = [k for k in KINDS if k not in plugins]
     if missing:
         raise fail(f"[plugins] must name a {missing[0]} (a name or a list of names to search)")
+
+    objectives = _table(raw, "objectives", path)
+    wanted = {*objectives, *(raw.get("constraints") or {})} - set(METRICS)
+    metrics = space_metrics(plugins["compressor"], fail) if wanted else dict(METRICS)
+    if not objectives:
+        raise fail(f"[objectives] needs at least one metric; metrics are: {', '.join(metrics)}")
+    for metric, direction in objectives.items():
+        if metric not in metrics:
+            raise fail(
+                f"[objectives] unknown metric {metric!r}; metrics are: {', '.join(metrics)} "
+                "(a compressor's report key is one when every [plugins] compressor declares "
+                "it in Compressor.metrics)"
+            )
+        if direction not in ("minimize", "maximize"):
+            raise fail(f"[objectives] {metric} must be 'minimize' or 'maximize', got {direction!r}")
 
     params = {
         key: _dimension(key, value, fail) for key, value in _table(raw, "params", path).items()
@@ -132,9 +139,26 @@ def parse_space(raw: dict[str, Any], path: Path) -> Space:
         sweep=sweep,
         raw=raw,
         early_stop=parse_early_stop(raw.get("early_stop"), fail),
-        constraints=parse_constraints(raw.get("constraints"), METRICS, fail),
+        constraints=parse_constraints(raw.get("constraints"), metrics, fail),
         resources=_resources(raw, path, fail),
     )
+
+
+def space_metrics(compressors: tuple[str, ...], fail: Callable[[str], Exception]) -> dict[str, str]:
+    """:data:`METRICS` plus the report keys every one of ``compressors`` declares as metrics
+    (``Compressor.metrics``; a key only some declare would be missing from some trials).
+    Loads the plugin registry, so only called when a space names a metric beyond METRICS."""
+    from .registry import get_registry
+
+    registry = get_registry()
+    declared: list[dict[str, str]] = []
+    for name in compressors:
+        try:
+            declared.append(dict(getattr(registry.get("compressor", name), "metrics", {})))
+        except Exception as exc:
+            raise fail(f"[plugins] compressor {name!r}: {exc}") from None
+    common = {k: v for k, v in declared[0].items() if all(k in d for d in declared[1:])}
+    return dict(METRICS) | common
 
 
 def _name_notes(study: dict[str, Any], path: Path) -> tuple[str, ...]:

@@ -29,7 +29,10 @@ def test_builtin_spaces_load_and_check() -> None:
     for entry in spaces.values():
         space = load_space(entry.path).check(get_registry())
         assert set(space.budgets) >= {"smoke", "short", "paper"}, entry.path
-        assert space.objectives == {"lambda_max": "minimize", "accuracy_drop": "minimize"}
+        # every space minimises both; resnet20_compress adds model_bytes
+        assert {"lambda_max": "minimize", "accuracy_drop": "minimize"}.items() <= (
+            space.objectives.items()
+        ), entry.path
 
 
 def test_installed_copy_of_spaces_is_found_through_the_entry_point(

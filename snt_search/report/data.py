@@ -51,6 +51,10 @@ METRICS = (
     "images_per_s",
     "sharpness_time_s",
     "n_params",
+    "model_bytes",
+    "params",
+    "param_reduction",
+    "latency_ms",
 )
 # The paper's names for the three configurations it compares (Sec. 5.1).
 PAPER_NAMES = {("none", "adam"): "ADAM", ("none", "sam"): "SAM", ("snt", "adam"): "ARCH"}

@@ -23,6 +23,9 @@ LABELS = {
     "accuracy_drop": "accuracy drop (points)",
     "compressed_accuracy": "accuracy after compression (%)",
     "base_accuracy": "accuracy before compression (%)",
+    "model_bytes": "compressed model (bytes stored)",
+    "params": "non-zero parameters",
+    "latency_ms": "forward latency (ms per batch)",
 }
 
 

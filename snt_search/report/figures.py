@@ -12,7 +12,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .data import StudyData, finite
-from .figure_style import colors, finite_rows, hover, layout, log_if_wide, require_plotly
+from .figure_style import (
+    LABELS,
+    colors,
+    finite_rows,
+    hover,
+    layout,
+    log_if_wide,
+    require_plotly,
+)
 from .stats import Correlation
 
 if TYPE_CHECKING:
@@ -29,10 +37,13 @@ __all__ = [
 
 
 def front_figure(data: StudyData) -> go.Figure | None:
-    """Finished trials in the plane of the first two objectives, the front joined by a line."""
+    """Finished trials in the plane of the first two objectives, the front joined by a line;
+    with three or more objectives, every pair of them (a scatter matrix, front outlined)."""
     if len(data.objectives) < 2:
         return None
     go = require_plotly()
+    if len(data.objectives) > 2:
+        return _pairs_figure(data)
     x_name, y_name = data.objectives[:2]
     rows = [r for r in data.finished if r.values is not None and finite(*r.values[:2])]
     if not rows:
@@ -68,6 +79,48 @@ def front_figure(data: StudyData) -> go.Figure | None:
     )
     layout(fig, "Pareto front (outlined points; lower-left is better)", x_name, y_name)
     log_if_wide(fig, [r.values[0] for r in rows if r.values], axis="x")
+    return fig
+
+
+def _pairs_figure(data: StudyData) -> go.Figure | None:
+    """Each pair of objectives in one panel; front trials larger and outlined. A front of
+    three objectives is no staircase in any one plane, so no line joins it."""
+    go = require_plotly()
+    n = len(data.objectives)
+    rows = [r for r in data.finished if r.values is not None and finite(*r.values[:n])]
+    if not rows:
+        return None
+    fig = go.Figure()
+    palette = colors(data)
+    for group, members in data.groups(rows).items():
+        fig.add_trace(
+            go.Splom(
+                dimensions=[
+                    {
+                        "label": LABELS.get(m, m),
+                        "values": [r.values[i] for r in members if r.values],
+                    }
+                    for i, m in enumerate(data.objectives)
+                ],
+                name=group,
+                diagonal_visible=False,
+                showupperhalf=False,
+                marker={
+                    "color": palette[group],
+                    "size": [11 if r.on_front else 6 for r in members],
+                    "line": {"width": [2 if r.on_front else 0 for r in members], "color": "black"},
+                },
+                text=[hover(r) for r in members],
+                hovertemplate="%{text}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        title=f"Pareto front of {n} objectives, two at a time (outlined points; lower is better"
+        " for minimised objectives)",
+        height=220 * n,
+        template="plotly_white",
+        legend={"title": "transform + optimizer"},
+    )
     return fig
 
 

@@ -11,6 +11,11 @@ Optional hook, for saving and reloading compressed models (``docs/export.md``):
 *structure* ``compress`` leaves behind, without data and without training, so that the
 compressed model's ``state_dict`` then loads into it with ``strict=True``. A compressor that
 does not implement it can still be searched; only its compressed models cannot be exported.
+
+Optional declaration: ``metrics`` maps keys of the report to the direction that is better
+(``{"sparsity": "maximize"}``). Each declared key is recorded as a metric of every trial
+using the compressor, so a space may use it as an objective or a constraint (a report
+missing a declared key fails the trial, naming it).
 """
 
 from __future__ import annotations
@@ -69,6 +74,8 @@ class Compressor(Plugin):
     """Base class of compressor plugins (entry-point group ``snt_search.compressors``)."""
 
     kind: ClassVar[str] = "compressor"
+    # report key -> "minimize" | "maximize": recorded as trial metrics (module docstring)
+    metrics: ClassVar[Mapping[str, str]] = {}
 
     @abstractmethod
     def compress(

@@ -37,6 +37,7 @@ __all__ = ["IterativeMagnitudePrune"]
 class IterativeMagnitudePrune(Compressor):
     """Iterative magnitude pruning with fine-tuning between steps (Fig. 5, IMP)."""
 
+    metrics: ClassVar[dict[str, str]] = {"sparsity": "maximize"}  # report keys usable as objectives
     defaults: ClassVar[dict[str, Param]] = {
         "sparsity": 0.5,  # final fraction of the targeted weights that are zero
         "steps": 5,  # number of prune -> fine-tune cycles

@@ -26,6 +26,7 @@ __all__ = ["MagnitudePrune"]
 class MagnitudePrune(Compressor):
     """One-shot magnitude pruning of Linear/Conv weights to a target sparsity (Fig. 5, Table 2)."""
 
+    metrics: ClassVar[dict[str, str]] = {"sparsity": "maximize"}  # report keys usable as objectives
     defaults: ClassVar[dict[str, Param]] = {
         "sparsity": 0.5,  # fraction of the targeted weights that are zero afterwards
         "scope": "global",  # "global": rank all layers together; "layer": each layer alone

@@ -56,6 +56,9 @@ PRESETS: dict[str, dict[str, Param]] = {
 class PostTrainingQuantization(Compressor):
     """Simulated PTQ: W4 + 1 epoch fine-tune, or static W8A8 calibrated (Tables 2-3)."""
 
+    metrics: ClassVar[dict[str, str]] = {
+        "weight_bits": "minimize"
+    }  # report keys usable as objectives
     defaults: ClassVar[dict[str, Param]] = {
         "weight_bits": 4,  # 2..8
         "weight_granularity": "channel",  # "channel" (per output channel) | "tensor"

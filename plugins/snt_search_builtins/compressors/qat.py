@@ -48,6 +48,10 @@ __all__ = ["QuantizationAwareTraining"]
 class QuantizationAwareTraining(Compressor):
     """W4A4 quantization-aware training with two-sided PACT clipping (Table 3, QAT)."""
 
+    metrics: ClassVar[dict[str, str]] = {
+        "weight_bits": "minimize",
+        "activation_bits": "minimize",
+    }  # report keys usable as objectives
     defaults: ClassVar[dict[str, Param]] = {
         "weight_bits": 4,  # 2..8
         "weight_granularity": "channel",  # "channel" | "tensor"
