@@ -135,9 +135,13 @@ def test_spaces_table_at_80_columns(narrow: None, capsys: pytest.CaptureFixture[
     text = capsys.readouterr().out
     assert "…" not in text and max(len(line) for line in text.splitlines()) <= WIDTH
     rows = {r["name"]: r for r in _spaces_json(capsys)}
+    flat = _flat(text)
+    # resnet20_compress's three objectives leave no room for descriptions at 80 columns:
+    # the caption names the column that did not fit (fit_table's rule), nothing is cut
+    shown = "not shown at this width: description" not in flat
     for name, row in rows.items():
-        assert name in text.split() and row["description"] in _flat(text)
-    assert "every row: objectives=min lambda_max, accuracy_drop" in _flat(text)
+        assert name in text.split() and (row["description"] in flat or not shown)
+        assert all(objective in flat for objective in row["objectives"])
 
 
 def _spaces_json(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:

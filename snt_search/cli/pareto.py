@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         )
     study = optuna.load_study(study_name=args.study_name, storage=storage)
     rows = front_rows(study)
+    _add_models_column(study, rows)
     written = []
     if args.out:
         written += write_front(rows, args.out, front_header(study))
@@ -103,3 +104,12 @@ def print_front(
         console.print(f"{title}: {empty}")
         return
     console.print(front_table(rows, title=title, console=console))
+
+
+def _add_models_column(study: Any, rows: list[dict[str, Any]]) -> None:
+    """``models``: yes / no / removed per front trial (``export.artifacts.models_status``)."""
+    from ..export.artifacts import models_status
+
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    for row in rows:
+        row["models"] = models_status(study, trials[row["trial"]])

@@ -49,6 +49,7 @@ __all__ = [
     "finishing",
     "front_numbers",
     "keep_trial_models",
+    "models_status",
 ]
 
 KEEP_MODELS = ("front", "all", "none")
@@ -109,6 +110,15 @@ def keep_trial_models(
     if missing:
         trial.set_user_attr(MISSING_ATTR, missing)
     return ids
+
+
+def models_status(study: optuna.Study, trial: FrozenTrial) -> str:
+    """``"yes"`` (the trial's models are stored), ``"removed"`` (by ``--keep-models front``)
+    or ``"no"`` (never stored: ``--keep-models none``, the Ray driver, an older snt-search).
+    A ``"yes"`` is what the storage records; the store itself is not contacted."""
+    if trial.number in set(study.user_attrs.get(REMOVED_ATTR) or []):
+        return "removed"
+    return "yes" if trial.user_attrs.get(ARTIFACTS_ATTR) else "no"
 
 
 def finishing(trial: FrozenTrial, values: Sequence[float]) -> FrozenTrial:
