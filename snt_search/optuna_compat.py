@@ -2,8 +2,9 @@
 
 snt-search needs a few things Optuna does not publish: a trial's storage id, a study's storage,
 the hypervolume routine, the heartbeat base class a storage implements, the logger of the
-"Trial N failed" warnings, the artifact-store protocol (for annotations) and, for Optuna 4,
-the system attribute that holds constraint values.
+"Trial N failed" warnings, the artifact-store protocol (for annotations), the system
+attribute that links an artifact written elsewhere (a Ray worker) to its trial and, for
+Optuna 4, the system attribute that holds constraint values.
 Everything else in snt-search imports them from here, and ``tests/test_optuna_compat.py``
 exercises each one against the installed Optuna, so a release that moves or renames one fails
 there, by name, instead of somewhere in a study.
@@ -41,6 +42,7 @@ __all__ = [
     "BaseHeartbeat",
     "compute_hypervolume",
     "constraint_values",
+    "link_artifact",
     "set_constraints_attr",
     "stored_trial",
     "study_storage",
@@ -56,6 +58,7 @@ PRIVATE = {
     "ArtifactStore": "optuna.artifacts._protocol.ArtifactStore",
     "TRIAL_LOGGER": "the logger optuna.study._optimize",
     "constraint_values": "system attributes 'constraints' and 'constraints:<name>'",
+    "link_artifact": "optuna.artifacts._upload.ARTIFACTS_ATTR_PREFIX and ArtifactMeta",
 }
 
 # The logger of Optuna's "Trial N failed with ..." warnings (the driver filters surplus trials').
@@ -114,6 +117,32 @@ def set_constraints_attr(trial: optuna.Trial, values: dict[str, float]) -> None:
     """Store constraint values the way Optuna 4 reads them (Optuna 5: ``set_constraint``)."""
     storage = study_storage(trial.study)
     storage.set_trial_system_attr(trial_id(trial), _CONSTRAINTS, tuple(values.values()))
+
+
+def link_artifact(study: optuna.Study, trial_number: int, artifact_id: str, filename: str) -> None:
+    """Record an artifact already written to a store as ``trial_number``'s, exactly as
+    ``optuna.artifacts.upload_artifact`` records the ones it writes (what
+    ``get_all_artifact_meta`` and optuna-dashboard list). For files written by a Ray worker,
+    which has no handle on the study."""
+    import json
+    import mimetypes
+    from dataclasses import asdict
+
+    try:
+        from optuna.artifacts._upload import (
+            ARTIFACTS_ATTR_PREFIX,
+            DEFAULT_MIME_TYPE,
+            ArtifactMeta,
+        )
+    except ImportError as exc:  # pragma: no cover - only with an Optuna that moved them
+        raise ImportError(_moved("link_artifact", exc)) from exc
+    mimetype, encoding = mimetypes.guess_type(filename)
+    meta = ArtifactMeta(artifact_id, filename, mimetype or DEFAULT_MIME_TYPE, encoding)
+    storage = study_storage(study)
+    frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial_number)
+    storage.set_trial_system_attr(
+        trial_id(frozen), ARTIFACTS_ATTR_PREFIX + artifact_id, json.dumps(asdict(meta))
+    )
 
 
 def _private(obj: Any, attr: str, helper: str) -> Any:

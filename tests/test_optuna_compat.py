@@ -101,6 +101,29 @@ def test_artifact_store_is_optunas_protocol_of_its_stores(tmp_path: Path) -> Non
     assert all(callable(getattr(store, m)) for m in methods)
 
 
+def test_link_artifact_records_a_stored_file_as_upload_artifact_would(tmp_path: Path) -> None:
+    from optuna.artifacts import (
+        FileSystemArtifactStore,
+        download_artifact,
+        get_all_artifact_meta,
+    )
+
+    from snt_search.optuna_compat import link_artifact
+
+    store = FileSystemArtifactStore(str(tmp_path))
+    (tmp_path / "src").write_bytes(b"weights")
+    with open(tmp_path / "src", "rb") as fh:
+        store.write("abc-123", fh)  # as a Ray worker writes it, with no study at hand
+    study = optuna.create_study()
+    trial = study.ask()
+    link_artifact(study, trial.number, "abc-123", "trained.safetensors")  # before tell: a
+    study.tell(trial, 1.0)  # finished trial's system attributes are read-only
+    (meta,) = get_all_artifact_meta(study.trials[0], storage=study_storage(study))
+    assert (meta.artifact_id, meta.filename) == ("abc-123", "trained.safetensors")
+    download_artifact(artifact_store=store, file_path=str(tmp_path / "out"), artifact_id="abc-123")
+    assert (tmp_path / "out").read_bytes() == b"weights"
+
+
 def test_trial_logger_is_where_optuna_warns_of_a_failed_trial() -> None:
     records: list[logging.LogRecord] = []
 

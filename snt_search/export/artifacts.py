@@ -21,15 +21,17 @@ from __future__ import annotations
 import copy
 import logging
 import tempfile
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.artifacts import download_artifact, upload_artifact
+from optuna.artifacts import download_artifact
 from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import FrozenTrial, TrialState
 
+from ..optuna_compat import link_artifact, stored_trial
 from ..pareto import front_trials
 from ..registry import Registry
 from ..specs.compressor import RestoreUnsupported
@@ -50,6 +52,9 @@ __all__ = [
     "front_numbers",
     "keep_trial_models",
     "models_status",
+    "record_trial_models",
+    "settle_written_models",
+    "write_trial_models",
 ]
 
 KEEP_MODELS = ("front", "all", "none")
@@ -72,11 +77,31 @@ def keep_trial_models(
     Upload errors propagate (the caller fails the trial with the reason); a model whose
     compressor cannot rebuild it is left out, saying why in ``model_missing``.
     """
+    stored = write_trial_models(
+        store, trial.study.study_name, trial.number, spec, result, registry=registry
+    )
+    return record_trial_models(trial.study, trial, stored)
+
+
+def write_trial_models(
+    store: str | Path,
+    study_name: str,
+    number: int,
+    spec: TrialSpec,
+    result: Any,
+    *,
+    registry: Registry | None = None,
+) -> dict[str, Any]:
+    """Save ``result.models`` and write them to ``store``, with no handle on the study (a Ray
+    worker does this); :func:`record_trial_models` then links them to the trial.
+
+    Returns plain data: ``{"store": url, "artifacts": {which: id}, "missing": {which: why}}``.
+    """
     url = store_url(store)
     artifact_store = open_store(url)
     trial_info = {
-        "study": trial.study.study_name,
-        "number": trial.number,
+        "study": study_name,
+        "number": number,
         "metrics": dict(result.metrics),
         "reports": dict(result.reports),
         **{k: v for k, v in spec.as_dict().items() if k not in ("plugins", "params", "data_dir")},
@@ -102,14 +127,58 @@ def keep_trial_models(
             except RestoreUnsupported as exc:
                 missing[which] = str(exc)
                 continue
-            ids[which] = upload_artifact(
-                artifact_store=artifact_store, file_path=str(path), study_or_trial=trial
-            )
-    trial.set_user_attr(STORE_ATTR, url)
+            ids[which] = str(uuid.uuid4())
+            with open(path, "rb") as fh:
+                artifact_store.write(ids[which], fh)
+    return {"store": url, "artifacts": ids, "missing": missing}
+
+
+def record_trial_models(
+    study: optuna.Study, trial: optuna.Trial, stored: dict[str, Any]
+) -> dict[str, str]:
+    """Link what :func:`write_trial_models` wrote to the still RUNNING ``trial`` (as Optuna
+    artifacts, listed by optuna-dashboard) and set the user attributes of the module
+    docstring; returns ``{which: artifact id}``."""
+    ids = dict(stored.get("artifacts") or {})
+    for which, artifact_id in ids.items():
+        link_artifact(study, trial.number, artifact_id, f"{which}.safetensors")
+    trial.set_user_attr(STORE_ATTR, stored["store"])
     trial.set_user_attr(ARTIFACTS_ATTR, ids)
-    if missing:
-        trial.set_user_attr(MISSING_ATTR, missing)
+    if stored.get("missing"):
+        trial.set_user_attr(MISSING_ATTR, dict(stored["missing"]))
     return ids
+
+
+def settle_written_models(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    values: Sequence[float],
+    stored: dict[str, Any],
+    keep: str,
+) -> None:
+    """For models a Ray worker wrote (:func:`write_trial_models`) before ``trial`` is told
+    ``values``: link them (``keep="all"``, or ``"front"`` while the trial is on the front),
+    or remove them from the store saying why (``model_missing``); then, with ``"front"``,
+    drop the models of the trials the finishing one pushed off the front. As the local
+    driver keeps models (``snt_search/objective.py``), with the upload done first."""
+    pending = finishing(stored_trial(trial), values)
+    if keep == "all" or trial.number in front_numbers(study, pending):
+        record_trial_models(study, trial, stored)
+    else:
+        artifact_store = open_store(stored["store"], create=False)
+        for artifact_id in (stored.get("artifacts") or {}).values():
+            try:
+                artifact_store.remove(artifact_id)
+            except ArtifactNotFound:
+                pass
+        why = (
+            "it was off the Pareto front when it finished, and the study keeps the front's "
+            "models only (--keep-models front). Fix: export a trial on the front, or run "
+            "with --keep-models all"
+        )
+        trial.set_user_attr(MISSING_ATTR, dict.fromkeys(stored.get("artifacts") or {}, why))
+    if keep == "front":
+        drop_models_off_front(study, pending)
 
 
 def models_status(study: optuna.Study, trial: FrozenTrial) -> str:
@@ -192,8 +261,8 @@ def fetch_model(
         raise ModelFileError(f"{where} has no stored {which} model: {missing[which]}")
     if which not in ids:
         raise ModelFileError(
-            f"{where} has no stored models: its study ran with --keep-models none, with the "
-            "Ray driver, or with an snt-search that did not store models. Fix: run the study "
+            f"{where} has no stored models: its study ran with --keep-models none, or with "
+            "an snt-search that did not store models. Fix: run the study "
             "with --keep-models front or all; trials finished from then on keep theirs."
         )
     url = str(store or trial.user_attrs.get(STORE_ATTR))

@@ -3,7 +3,8 @@
 A trial's outcome (see :mod:`snt_search.ray.trainable`) is stored with the local driver's
 attributes: ``config``, every metric, ``curve``, ``<stage>_report`` and constraint values for
 a COMPLETE trial; ``fail_reason`` or ``pruned_reason`` with the curve so far otherwise. Where
-it ran is added: ``ray_experiment``, ``ray_trial_id``, ``worker``, ``ray_node_id``,
+it ran is added (and the models the worker stored, linked as the local driver's are:
+``model_artifacts``, ``model_store``, ``model_missing``): ``ray_experiment``, ``ray_trial_id``, ``worker``, ``ray_node_id``,
 ``ray_node_ip``, ``ray_attempts`` (one entry per start: node, epoch it resumed from) and
 ``resumed_from_epoch``.
 
@@ -22,6 +23,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..constraints import Constraint
+from ..export.artifacts import settle_written_models
 from ..optuna_compat import study_storage
 from ..recording import record_end, record_result, requeue
 
@@ -38,8 +40,12 @@ def record_outcome(
     outcome: Mapping[str, Any],
     objectives: Sequence[str],
     constraints: Sequence[Constraint] = (),
+    keep_models: str = "none",
 ) -> TrialState:
-    """Store what ``train_on_ray`` returned on ``trial`` and tell the study; return the state."""
+    """Store what ``train_on_ray`` returned on ``trial`` and tell the study; return the state.
+
+    Models the worker wrote (``outcome["models"]``) are linked to the trial or removed as
+    ``keep_models`` says (:func:`~snt_search.export.artifacts.settle_written_models`)."""
     for key in ("fail_reason", "pruned_reason"):
         if key in outcome:
             record_end(trial, key, str(outcome[key]), outcome.get("curve", []))
@@ -50,7 +56,10 @@ def record_outcome(
     record_result(
         trial, metrics, outcome.get("curve", []), dict(outcome.get("reports", {})), constraints
     )
-    study.tell(trial, [float(metrics[m]) for m in objectives], skip_if_finished=True)
+    values = [float(metrics[m]) for m in objectives]
+    if outcome.get("models") and keep_models != "none":
+        settle_written_models(study, trial, values, dict(outcome["models"]), keep_models)
+    study.tell(trial, values, skip_if_finished=True)
     return TrialState.COMPLETE
 
 

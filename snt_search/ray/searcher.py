@@ -47,6 +47,7 @@ from ..driver import (
     record_study,
 )
 from ..early_stop import front_floor
+from ..export.store import store_url
 from ..optuna_compat import trial_id as storage_id
 from ..pareto import front_trials
 from ..samplers import make_sampler
@@ -161,7 +162,17 @@ class StudySearcher(Searcher):
             "objectives": list(self._space.objectives),
             "early_stop": rule,
             "front_accuracy": front_accuracy,
+            "models": self._models_config(study),
         }
+
+    def _models_config(self, study: optuna.Study) -> dict[str, str] | None:
+        """Where the trainable stores the trial's models (an absolute folder every worker
+        sees, or S3); None with ``--keep-models none``."""
+        keep = self._options.keep_models
+        if keep == "none":
+            return None
+        store = store_url(self._options.artifact_store(study.study_name))
+        return {"store": store, "study": study.study_name, "keep": keep}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         live = self._live.get(trial_id)
@@ -210,7 +221,12 @@ class StudySearcher(Searcher):
         outcome = json.loads(result[RESULT_KEY])
         space = self._space
         state = record_outcome(
-            study, self._handle(live), outcome, list(space.objectives), space.constraints
+            study,
+            self._handle(live),
+            outcome,
+            list(space.objectives),
+            space.constraints,
+            keep_models=self._options.keep_models,
         )
         self._unexpected = self._unexpected + 1 if outcome.get("unexpected") else 0
         if self._unexpected >= MAX_UNEXPECTED_IN_A_ROW and not self._aborted:

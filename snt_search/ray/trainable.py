@@ -5,14 +5,16 @@ Optuna study:
 
 - the config is ``{"trial": <Optuna trial number>, "label": str, "spec": TrialSpec,
   "threads": int, "objectives": [metric, ...], "early_stop": EarlyStop | None,
-  "front_accuracy": float | None}``;
+  "front_accuracy": float | None, "models": {"store", "study", "keep"} | None}``;
 - after each epoch the function reports the epoch's numbers with a checkpoint holding the
   per-epoch safetensors file :func:`run_trial` writes; a retry (the worker or its node died)
   starts from ``tune.get_checkpoint()`` and continues after the last finished epoch;
 - every report carries ``attempt`` (a fresh token per start), ``ray_node_id``, ``ray_node_ip``
   and ``from_epoch``, so the searcher can record where each attempt ran;
 - the last report holds the metrics as numbers and, under :data:`RESULT_KEY`, the JSON of the
-  outcome, exactly what the local driver would store: ``{"metrics", "curve", "reports"}``;
+  outcome, exactly what the local driver would store: ``{"metrics", "curve", "reports"}``
+  and, when ``models`` names a store, ``"models"``: the trained and compressed models written
+  there (:func:`~snt_search.export.artifacts.write_trial_models`; the searcher links them);
   ``{"pruned_reason", "curve"}`` when the space's ``[early_stop]`` rule stopped it; or
   ``{"fail_reason", "curve", "unexpected"}`` when it could not be scored (diverged, a plugin
   refused the model, a non-finite objective, or any other exception: ``unexpected``).
@@ -39,6 +41,7 @@ from ray import tune
 
 from ..checkpoint import read_metadata
 from ..early_stop import EarlyStop, EarlyStopped
+from ..export.artifacts import write_trial_models
 from ..pipeline import TrialFailed, run_trial
 from ..specs import PluginError
 from ..training import EpochStats
@@ -117,7 +120,21 @@ def _outcome(
         return {"fail_reason": f"{type(exc).__name__}: {exc}", "curve": curve, "unexpected": False}
     except Exception as exc:  # the local driver's rule: the trial's own error is its result
         return {"fail_reason": f"{type(exc).__name__}: {exc}", "curve": curve, "unexpected": True}
-    return {"metrics": result.metrics, "curve": result.curve, "reports": result.reports}
+    outcome = {"metrics": result.metrics, "curve": result.curve, "reports": result.reports}
+    models = config.get("models")
+    if models:
+        try:
+            outcome["models"] = write_trial_models(
+                models["store"], models["study"], config["trial"], spec, result
+            )
+        except Exception as exc:  # as the local driver: a store that cannot be written
+            reason = (
+                f"TrialFailed: could not store the trial's models in {models['store']}: "
+                f"{type(exc).__name__}: {exc}. Fix: make the store writable and reachable "
+                "from every worker (--artifacts), or run with --keep-models none"
+            )
+            return {"fail_reason": reason, "curve": curve, "unexpected": True}
+    return outcome
 
 
 def _restore(local: Path) -> tuple[int, list[dict[str, Any]]]:
