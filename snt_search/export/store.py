@@ -3,7 +3,8 @@
 ``open_store("runs/s/artifacts")`` is Optuna's ``FileSystemArtifactStore`` on that folder;
 ``open_store("s3://bucket/prefix")`` is Optuna's ``Boto3ArtifactStore`` on the bucket, every
 artifact under ``prefix/`` (boto3 is imported only then, and reads its credentials the usual
-way: environment, ``~/.aws``, instance role).
+way: environment, ``~/.aws``, instance role). :class:`AnyOfStores` reads from several stores
+(optuna-dashboard serving a storage whose studies keep models in different places).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, BinaryIO
 
 from ..optuna_compat import ArtifactStore
 
-__all__ = ["PrefixedStore", "open_store", "store_url"]
+__all__ = ["AnyOfStores", "PrefixedStore", "open_store", "store_url"]
 
 
 def store_url(url: str | Path) -> str:
@@ -61,6 +62,39 @@ class PrefixedStore:
 
     def remove(self, artifact_id: str) -> None:
         self.inner.remove(self.prefix + artifact_id)
+
+
+class AnyOfStores:
+    """Reads an artifact from the first of ``stores`` that has it; removes it from all;
+    writes to the first. ``ArtifactNotFound`` when none has it."""
+
+    def __init__(self, stores: list[Any]) -> None:
+        if not stores:
+            raise ValueError("AnyOfStores needs at least one store")
+        self.stores = stores
+
+    def open_reader(self, artifact_id: str) -> BinaryIO:
+        from optuna.artifacts.exceptions import ArtifactNotFound
+
+        for store in self.stores:
+            try:
+                reader: BinaryIO = store.open_reader(artifact_id)
+                return reader
+            except ArtifactNotFound:
+                continue
+        raise ArtifactNotFound(f"artifact {artifact_id} is in none of {len(self.stores)} stores")
+
+    def write(self, artifact_id: str, content_body: BinaryIO) -> None:
+        self.stores[0].write(artifact_id, content_body)
+
+    def remove(self, artifact_id: str) -> None:
+        from optuna.artifacts.exceptions import ArtifactNotFound
+
+        for store in self.stores:
+            try:
+                store.remove(artifact_id)
+            except ArtifactNotFound:
+                continue
 
 
 def _s3(url: str) -> ArtifactStore:
