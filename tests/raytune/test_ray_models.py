@@ -11,6 +11,7 @@ from typing import Any
 
 import optuna
 import pytest
+from conftest import TINY_SPACE
 from optuna.artifacts import get_all_artifact_meta
 from optuna.trial import TrialState
 
@@ -22,6 +23,8 @@ from snt_search.pareto import front_trials
 from snt_search.ray.searcher import StudySearcher
 from snt_search.ray.trainable import RESULT_KEY, _outcome
 from snt_search.space import load_space
+
+from .conftest import Sandbox, finish
 
 STORAGE = "sqlite:///s.db"
 
@@ -96,3 +99,23 @@ def test_a_store_the_worker_cannot_write_fails_the_trial_with_the_reason(
     (t,) = optuna.load_study(study_name="tiny", storage=STORAGE).trials
     assert t.state == TrialState.FAIL
     assert "could not store the trial's models in" in t.user_attrs["fail_reason"]
+
+
+@pytest.mark.timing
+def test_a_sandboxed_ray_study_keeps_the_fronts_models(sandbox: Sandbox) -> None:
+    """The whole path on a real (single-node, loopback-only) Ray: --keep-models front."""
+    (sandbox.folder / "space.toml").write_text(TINY_SPACE)
+    result = finish(sandbox.start("--trials", "2"), timeout=300)
+    assert result["finished"] == 2 and result["failed"] == 0
+    url = f"sqlite:///{sandbox.folder / 'study.db'}"
+    study = optuna.load_study(study_name="tiny", storage=url)
+    front = {t.number for t in front_trials(study.trials, study.directions)}
+    assert front, [t.user_attrs.get("off_front_reason") for t in study.trials]
+    store = sandbox.folder / "runs/tiny/artifacts"
+    for t in study.trials:
+        ids = t.user_attrs.get(ARTIFACTS_ATTR) or {}
+        if t.number in front:
+            assert set(ids) == {"trained", "compressed"}, t.user_attrs
+            assert all((store / i).is_file() for i in ids.values())
+            metas = get_all_artifact_meta(t, storage=study_storage(study))
+            assert {m.artifact_id for m in metas} == set(ids.values())
