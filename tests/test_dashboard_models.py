@@ -66,3 +66,15 @@ def test_the_trial_page_lists_and_serves_the_trials_models(
         with urllib.request.urlopen(base + link.group(1), timeout=30) as response:
             body = response.read()
         assert body == (workdir / "runs/tiny/artifacts" / artifact_id).read_bytes()
+
+
+def test_an_artifacts_folder_that_does_not_exist_is_a_one_line_error(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from snt_search.cli import main
+
+    url = f"sqlite:///{workdir / 'empty.db'}"
+    optuna.create_study(study_name="s", storage=url)
+    assert main(["dashboard", "--storage", url, "--artifacts", "nowhere"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "artifact store" in err and "nowhere" in err and "Fix" in err
