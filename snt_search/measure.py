@@ -19,18 +19,11 @@ import statistics
 import time
 
 import torch
-from safetensors.torch import save
 from torch import nn
 
-from .export.codes import encode_state
+from .export.files import encoded_bytes
 
 __all__ = ["encoded_bytes", "forward_latency_ms", "measure_model", "nonzero_params"]
-
-
-def encoded_bytes(model: nn.Module) -> int:
-    """Bytes of ``model``'s state dict encoded as an exported model file stores it."""
-    tensors, _ = encode_state(model.state_dict())
-    return len(save(tensors))
 
 
 def nonzero_params(model: nn.Module) -> int:

@@ -35,6 +35,7 @@ __all__ = [
     "CONFIG_FILE",
     "MODEL_FILE",
     "build_model",
+    "encoded_bytes",
     "load_model",
     "read_config",
     "save_model",
@@ -70,6 +71,14 @@ def save_model(
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def encoded_bytes(model: nn.Module) -> int:
+    """The bytes :func:`save_model` writes for ``model``'s weights (without the config)."""
+    from safetensors.torch import save
+
+    tensors, _ = encode_state(model.state_dict())
+    return len(save(_untie(tensors)))
 
 
 def read_config(path: str | Path) -> ModelConfig:
