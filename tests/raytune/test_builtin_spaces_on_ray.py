@@ -32,10 +32,11 @@ def _searcher(space: Space) -> StudySearcher:
     return StudySearcher(space, options, experiment="exp-1", target=WARM_UP + 3)
 
 
-def _finish(searcher: StudySearcher, ray_id: str, number: int) -> None:
-    """Tell ``searcher`` that Ray trial ``ray_id`` (Optuna trial ``number``) completed."""
+def _finish(searcher: StudySearcher, space: Space, ray_id: str, number: int) -> None:
+    """Tell ``searcher`` that Ray trial ``ray_id`` (Optuna trial ``number``) completed, with a
+    made-up value for each of ``space``'s objectives (two or three, e.g. ``model_bytes``)."""
     draw = random.Random(number)
-    metrics = {"lambda_max": draw.uniform(1, 50), "accuracy_drop": draw.uniform(0, 10)}
+    metrics = {m: draw.uniform(1, 50) for m in space.objectives}
     outcome = {"metrics": {**metrics, "base_accuracy": 80.0}}
     result = {"trial": number, "attempt": "a1", RESULT_KEY: json.dumps(outcome)}
     searcher.on_trial_complete(ray_id, result)
@@ -48,7 +49,7 @@ def test_a_builtin_space_saves_and_restores_its_sampler_on_ray(path: Path, workd
     for i in range(WARM_UP):
         config = searcher.suggest(f"r{i}")
         assert config is not None and config["trial"] == i
-        _finish(searcher, f"r{i}", i)
+        _finish(searcher, space, f"r{i}", i)
     live = searcher.suggest("live")
     assert live is not None
 
@@ -57,7 +58,7 @@ def test_a_builtin_space_saves_and_restores_its_sampler_on_ray(path: Path, workd
     assert b"optuna" not in saved.read_bytes()
     restored = pickle.loads(pickle.dumps(_searcher(space)))  # as from Ray's tuner.pkl
     restored.restore(str(saved))
-    _finish(restored, "live", live["trial"])
+    _finish(restored, space, "live", live["trial"])
     after = restored.suggest("next")
     assert after is not None and after["trial"] == WARM_UP + 1
 
