@@ -113,20 +113,19 @@ def compress_copy(
 
     The compressor is ``spec.plugins["compressor"]`` with its ``spec.params``; it calibrates
     on 512 training images drawn with seed ``spec.seed + 2`` and fine-tunes (when it does)
-    with the trial's training settings. Returns the copy, its report and the context used.
+    as ``spec.finetune`` says. Returns the copy, its report and the context used.
     """
     registry = registry or get_registry()
     device = torch.device(spec.device)
     compressor = registry.get("compressor", spec.plugins["compressor"])
-    optimizer = registry.get("optimizer", spec.plugins["optimizer"])
-    assert isinstance(compressor, Compressor) and isinstance(optimizer, Optimizer)
+    assert isinstance(compressor, Compressor)
     compressed = copy.deepcopy(model)
     x_c, y_c = _normalized_sample(data, 512, seed=spec.seed + 2, device=device)
     calibration = draw_batches(x_c, y_c, samples=len(y_c), batch_size=128, seed=spec.seed + 2)
     plugins = _names(spec, "compressor")
     context = CompressionContext(
         calibration=calibration,
-        finetune=_finetuner(spec, optimizer, data, device, plugins, "compress"),
+        finetune=_finetuner(spec, registry, data, device, plugins, "compress"),
         device=device,
         seed=spec.seed,
     )
@@ -216,7 +215,7 @@ def run_trial(
     if spec.sweep is not None:
         pruner = registry.get("compressor", spec.sweep.compressor)
         assert isinstance(pruner, Compressor)
-        finetune = _finetuner(spec, optimizer, data, device, stages["sweep"], "sweep")
+        finetune = _finetuner(spec, registry, data, device, stages["sweep"], "sweep")
         curve = sweep(
             model,
             pruner,
@@ -315,23 +314,35 @@ def _check_finite(metrics: dict[str, float], stages: dict[str, str]) -> None:
 
 def _finetuner(
     spec: TrialSpec,
-    optimizer: Optimizer,
+    registry: Registry,
     data: DataBundle,
     device: torch.device,
     plugins: str,
     stage: str,
 ) -> Callable[[nn.Module, int], None]:
-    """The ``finetune(model, epochs)`` a compressor gets: the trial's training, no warm-up."""
+    """The ``finetune(model, epochs)`` a compressor gets, as ``spec.finetune`` says
+    (:class:`~snt_search.config.FinetuneConfig`: one optimizer and schedule for every arm)."""
+    ft = spec.finetune
+    own = ft.optimizer == "trial"
+    name = spec.plugins["optimizer"] if own else ft.optimizer
+    optimizer = registry.get("optimizer", name)
+    assert isinstance(optimizer, Optimizer)
+    params = spec.params.get("optimizer", {}) if own else {}
 
     def finetune(m: nn.Module, epochs: int) -> None:
-        cfg = replace(spec.train, epochs=epochs, warmup_epochs=0.0)
-        params = spec.params.get("optimizer", {})
+        cfg = replace(
+            spec.train,
+            epochs=epochs,
+            lr=spec.train.lr * ft.lr_scale,
+            warmup_epochs=ft.warmup_epochs,
+            schedule=ft.schedule,
+        )
         try:
             train(m, optimizer, params, data, cfg, seed=spec.seed + 1, device=device)
         except Diverged as exc:
             raise TrialFailed(
                 f"diverged while fine-tuning the compressed model: {plugins}, optimizer "
-                f"{spec.plugins['optimizer']!r} (stage: {stage}): {exc}"
+                f"{name!r} (stage: {stage}): {exc}"
             ) from exc
 
     return finetune

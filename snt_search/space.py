@@ -22,7 +22,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .config import Budget, SharpnessConfig, SweepConfig, TrainConfig, field_types
+from .config import (
+    Budget,
+    FinetuneConfig,
+    SharpnessConfig,
+    SweepConfig,
+    TrainConfig,
+    field_types,
+)
 from .constraints import Constraint
 from .early_stop import EarlyStop
 from .registry import Registry
@@ -88,6 +95,7 @@ class Space:
     sharpness: SharpnessConfig
     budgets: dict[str, Budget]
     sweep: SweepConfig | None = None
+    finetune: FinetuneConfig = FinetuneConfig()  # [finetune]: how compressors fine-tune
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
     early_stop: EarlyStop | None = None  # [early_stop]: stop hopeless trials (early_stop.py)
     constraints: tuple[Constraint, ...] = ()  # [constraints]: bounds on metrics (constraints.py)
@@ -104,6 +112,8 @@ class Space:
         keep = {
             k: self.raw.get(k) for k in ("objectives", "plugins", "params", "sharpness", "sweep")
         }
+        if "finetune" in self.raw:  # absent: the hash of a space from before [finetune]
+            keep["finetune"] = self.raw["finetune"]
         return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[
             :16
         ]
@@ -162,6 +172,7 @@ class Space:
                     f"{self.path}: [sweep] compressor {self.sweep.compressor!r} has no 'sparsity' "
                     f"parameter; sweep a pruning compressor such as 'magnitude_prune' or 'imp'"
                 )
+        self._check_finetune(registry)
         for key, dim in self.params.items():
             values = dim.choices or ((dim.value,) if dim.fixed else (dim.low, dim.high))
             for v in values:  # range bounds are only limits: their type is all that counts
@@ -169,6 +180,28 @@ class Space:
                 if problem is not None:
                     raise SpaceError(f"{self._at(key)} {problem}")
         return self
+
+    def _check_finetune(self, registry: Registry) -> None:
+        """[finetune] optimizer is installed; a budget's finetune_epochs reaches a parameter."""
+        name = self.finetune.optimizer
+        if name != "trial":
+            problem = _plugin_problem(registry, "optimizer", name)
+            if problem is not None:
+                raise SpaceError(
+                    f"{self.path}: [finetune] optimizer = {name!r} {problem}; or write "
+                    f"'trial' to fine-tune with the trial's own optimizer"
+                )
+        for budget in self.budgets.values():
+            if budget.finetune_epochs is None:
+                continue
+            for compressor in self.plugins.get("compressor", ()):
+                if "finetune_epochs" not in registry.get("compressor", compressor).defaults:
+                    raise SpaceError(
+                        f"{self.path}: [budgets.{budget.name}] finetune_epochs sets the "
+                        f"compressors' finetune_epochs, but compressor {compressor!r} has no "
+                        f"such parameter; remove the key or set the compressor's own "
+                        f"parameter in [params]"
+                    )
 
     def _at(self, key: str) -> str:
         """How an error about ``key`` (a param key or a plugin kind) starts: the command-line

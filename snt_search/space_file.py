@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .config import Budget, SharpnessConfig, SweepConfig, field_types
+from .config import Budget, FinetuneConfig, SharpnessConfig, SweepConfig, field_types
 from .constraints import parse_constraints
 from .early_stop import parse_early_stop
 from .resources import TrialResources
@@ -27,6 +27,7 @@ else:  # pragma: no cover
 __all__ = ["parse_space", "read_space"]
 
 _SECTIONS = {"study", "objectives", "plugins", "params", "sharpness", "budgets", "sweep"}
+_SECTIONS |= {"finetune"}  # how compressors fine-tune (config.FinetuneConfig)
 _SECTIONS |= {"early_stop", "constraints"}  # see early_stop.py and constraints.py
 _SECTIONS |= {"resources"}  # per-trial CPUs/GPUs on Ray, see resources.py
 _STUDY_KEYS = ("name", "description", "sampler", "seed")  # [study], as every section: no others
@@ -110,6 +111,7 @@ def parse_space(raw: dict[str, Any], path: Path) -> Space:
             )
 
     sharpness = _dataclass(SharpnessConfig, _table(raw, "sharpness", path), "[sharpness]", fail)
+    finetune = _dataclass(FinetuneConfig, _table(raw, "finetune", path), "[finetune]", fail)
     sweep = _sweep(raw, path, fail)
     needs_sweep = sorted(m for m in objectives if m.startswith("sweep_"))
     if needs_sweep and sweep is None:
@@ -137,6 +139,7 @@ def parse_space(raw: dict[str, Any], path: Path) -> Space:
         sharpness=sharpness,
         budgets=budgets,
         sweep=sweep,
+        finetune=finetune,
         raw=raw,
         early_stop=parse_early_stop(raw.get("early_stop"), fail),
         constraints=parse_constraints(raw.get("constraints"), metrics, fail),
@@ -252,4 +255,7 @@ def _dataclass(cls: Any, values: dict[str, Any], where: str, fail: Any) -> Any:
         expected = types[key]
         if value is not None and expected is not type(None) and not fits_type(value, expected):
             raise fail(f"{where} {key} must be {expected.__name__}, got {value!r}")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as exc:  # a value the class refuses (e.g. an unknown schedule)
+        raise fail(f"{where} {exc}") from exc

@@ -32,7 +32,15 @@ from .layers import LBiasPReLU, eq1_op
 from .precision import autocast_dtype, depthwise_fp32, fp32_depthwise, use_channels_last
 from .specs import DataBundle, Optimizer
 
-__all__ = ["Diverged", "EpochStats", "TrainResult", "evaluate", "frozen_bn_stats", "train"]
+__all__ = [
+    "Diverged",
+    "EpochStats",
+    "TrainResult",
+    "decay_groups",
+    "evaluate",
+    "frozen_bn_stats",
+    "train",
+]
 
 
 class Diverged(RuntimeError):
@@ -184,7 +192,7 @@ def _train(
         model.to(memory_format=torch.channels_last)
     torch.manual_seed(seed)
     opt = optimizer.build(
-        [p for p in model.parameters() if p.requires_grad],
+        decay_groups(model, cfg.weight_decay, cfg.weight_decay_scope),
         lr=cfg.lr,
         weight_decay=cfg.weight_decay,
         **optimizer_params,
@@ -288,6 +296,27 @@ def _train(
         if on_epoch is not None:
             on_epoch(stats)
     return result
+
+
+def decay_groups(model: nn.Module, weight_decay: float, scope: str) -> list[dict[str, Any]]:
+    """``model``'s trainable parameters as torch param groups, each with its weight decay.
+
+    ``scope="all"``: one group, every parameter decayed. ``scope="weights"`` (the default of
+    ``train.weight_decay_scope``): parameters of one dimension (biases, BatchNorm/LayerNorm
+    scales and shifts, Eq. 1's per-channel gamma/beta/zeta) and those a timm model names in
+    ``no_weight_decay()`` (position embeddings, class tokens) get ``weight_decay=0``: L2 on
+    Eq. 1's slope beta pulls PReLU toward ReLU, and on normalisation it fights the scale the
+    layer is there to learn. The grouping is timm's ``param_groups_weight_decay``.
+    """
+    if scope == "all":
+        params = [p for p in model.parameters() if p.requires_grad]
+        return [{"params": params, "weight_decay": weight_decay}]
+    from timm.optim import param_groups_weight_decay
+
+    named = getattr(model, "no_weight_decay", None)
+    skip = set(named()) if callable(named) else set()
+    groups = param_groups_weight_decay(model, weight_decay, no_weight_decay_list=skip)
+    return [g for g in groups if g["params"]]
 
 
 def _build_native_kernels(model: nn.Module, device: torch.device) -> None:

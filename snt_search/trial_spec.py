@@ -13,7 +13,15 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from .config import Budget, SharpnessConfig, SweepConfig, TrainConfig, field_types
+from .config import (
+    LEGACY_FINETUNE,
+    Budget,
+    FinetuneConfig,
+    SharpnessConfig,
+    SweepConfig,
+    TrainConfig,
+    field_types,
+)
 from .space import Dimension, Space
 from .specs import KINDS
 
@@ -44,6 +52,7 @@ class TrialSpec:
     sharpness: SharpnessConfig = field(default_factory=SharpnessConfig)
     budget: Budget = field(default_factory=Budget)
     sweep: SweepConfig | None = None
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     seed: int = 0
     data_dir: Path | None = None
     download: bool = True
@@ -76,6 +85,10 @@ class TrialSpec:
             sharpness=_known(SharpnessConfig, config.get("sharpness")),
             budget=_known(Budget, config.get("budget")),
             sweep=None if sweep is None else _known(SweepConfig, sweep),
+            # a config stored before [finetune] existed fine-tuned the legacy way
+            finetune=_known(FinetuneConfig, config["finetune"])
+            if "finetune" in config
+            else LEGACY_FINETUNE,
             seed=int(config.get("seed", 0)),
             data_dir=Path(data_dir) if data_dir else None,
             download=bool(config.get("download", True)),
@@ -107,6 +120,8 @@ def sample(
             train_values[parts[1]] = _draw(trial, dim)
         elif plugins[parts[0]] == parts[1]:
             params[parts[0]][parts[2]] = _draw(trial, dim)
+    if budget.finetune_epochs is not None:  # every compressor has it (Space.validate)
+        params["compressor"]["finetune_epochs"] = budget.finetune_epochs
     sharp = space.sharpness
     if budget.sharpness_samples is not None:
         sharp = replace(sharp, samples=budget.sharpness_samples)
@@ -119,6 +134,7 @@ def sample(
         sharpness=sharp,
         budget=budget,
         sweep=space.sweep,
+        finetune=space.finetune,
         seed=space.seed,
         data_dir=data_dir,
         download=download,

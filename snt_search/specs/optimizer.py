@@ -1,6 +1,8 @@
 """Optimizer plugins: build a ``torch.optim.Optimizer`` and declare how it must be stepped.
 
 Contract: ``Optimizer.build(params, lr=, weight_decay=, **hp)`` returns a torch optimizer.
+``params`` is what torch optimizers take: parameters, or param groups (dicts) that may
+carry their own ``weight_decay`` (the training loop passes groups: ``train.weight_decay_scope``).
 If the class sets ``two_pass = True`` (the SAM family), the training loop calls
 ``optimizer.step(closure)`` after the first backward pass, where ``closure()`` recomputes the
 loss and its gradients at the perturbed weights and returns the loss; the closure runs with
@@ -23,6 +25,7 @@ from .base import Plugin
 
 if TYPE_CHECKING:  # torch is imported by the plugins, not by the contract
     import torch
+    from torch.optim.optimizer import ParamsT
 
 __all__ = ["Optimizer", "fused_kwargs"]
 
@@ -37,12 +40,12 @@ class Optimizer(Plugin):
 
     @abstractmethod
     def build(
-        self, params: Iterable[torch.nn.Parameter], *, lr: float, weight_decay: float, **hp: Any
+        self, params: ParamsT, *, lr: float, weight_decay: float, **hp: Any
     ) -> torch.optim.Optimizer:
         """Return the optimizer; see the module docstring for how it will be stepped."""
 
 
-def fused_kwargs(params: Iterable[torch.Tensor | dict[str, Any]]) -> dict[str, bool]:
+def fused_kwargs(params: Iterable[Any]) -> dict[str, bool]:
     """``{"fused": True}`` if torch's fused step takes every tensor in ``params``, else ``{}``.
 
     It does for dense floating-point tensors on CPU or CUDA, all on one device. Pass a list

@@ -5,10 +5,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import torch
+from torch.optim.optimizer import ParamsT
 
 from snt_search.specs import Optimizer
 from snt_search.specs.optimizer import fused_kwargs
@@ -21,15 +21,15 @@ class Adam(Optimizer):
     torch_class: ClassVar[type[torch.optim.Adam] | type[torch.optim.AdamW]] = torch.optim.Adam
 
     def build(
-        self, params: Iterable[torch.nn.Parameter], *, lr: float, weight_decay: float, **hp: Any
+        self, params: ParamsT, *, lr: float, weight_decay: float, **hp: Any
     ) -> torch.optim.Optimizer:
         p = self.resolve_params(hp)
-        params = list(params)
+        items: list[Any] = list(params)  # parameters or param groups
         return self.torch_class(
-            params,
+            items,
             lr=lr,
             weight_decay=weight_decay,
             betas=(p["beta1"], p["beta2"]),
             eps=p["eps"],
-            **fused_kwargs(params),
+            **fused_kwargs(items),
         )

@@ -16,10 +16,11 @@ variants share one small implementation and the loop's closure contract (frozen 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch.optim.optimizer import ParamsT
 
 from snt_search.specs import Optimizer, PluginError
 from snt_search.specs.optimizer import fused_kwargs
@@ -120,7 +121,7 @@ class SAM(torch.optim.Optimizer):
 
 def _build(
     plugin: Optimizer,
-    params: Iterable[torch.nn.Parameter],
+    params: ParamsT,
     lr: float,
     weight_decay: float,
     hp: dict[str, Any],
@@ -131,9 +132,9 @@ def _build(
             f"optimizer {plugin.name!r}: base must be one of {sorted(_BASES)}, got {p['base']!r}"
         )
     extra = {"momentum": p["momentum"]} if p["base"] == "sgd" else {}
-    params = list(params)
-    extra.update(fused_kwargs(params))
-    base = _BASES[p["base"]](params, lr=lr, weight_decay=weight_decay, **extra)
+    items: list[Any] = list(params)  # parameters or param groups
+    extra.update(fused_kwargs(items))
+    base = _BASES[p["base"]](items, lr=lr, weight_decay=weight_decay, **extra)
     return SAM(base, rho=p["rho"], adaptive=p.get("adaptive", False), alpha=p.get("alpha", 0.0))
 
 
@@ -144,7 +145,7 @@ class SAMPlugin(Optimizer):
     defaults = {"rho": 0.05, "adaptive": False, "base": "adam", "momentum": 0.9}
 
     def build(
-        self, params: Iterable[torch.nn.Parameter], *, lr: float, weight_decay: float, **hp: Any
+        self, params: ParamsT, *, lr: float, weight_decay: float, **hp: Any
     ) -> torch.optim.Optimizer:
         return _build(self, params, lr, weight_decay, hp)
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import torch
+from torch.optim.optimizer import ParamsT
 
 from snt_search.specs import Optimizer
 from snt_search.specs.optimizer import fused_kwargs
@@ -17,16 +17,16 @@ class SGD(Optimizer):
     defaults = {"momentum": 0.9, "nesterov": True}
 
     def build(
-        self, params: Iterable[torch.nn.Parameter], *, lr: float, weight_decay: float, **hp: Any
+        self, params: ParamsT, *, lr: float, weight_decay: float, **hp: Any
     ) -> torch.optim.Optimizer:
         p = self.resolve_params(hp)
         nesterov = p["nesterov"] and p["momentum"] > 0
-        params = list(params)
+        items: list[Any] = list(params)  # parameters or param groups
         return torch.optim.SGD(
-            params,
+            items,
             lr=lr,
             weight_decay=weight_decay,
             momentum=p["momentum"],
             nesterov=nesterov,
-            **fused_kwargs(params),
+            **fused_kwargs(items),
         )
