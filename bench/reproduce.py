@@ -1,179 +1,198 @@
-"""A measured reproduction of the paper's comparisons at a budget a CPU can afford.
+"""The paper's comparison on converged models, with seeds: train, then measure, then summarise.
 
-Trains each configuration of the paper's comparison with several seeds through the same trial
-pipeline a study uses (train -> lambda_max -> compress -> evaluate, plus a one-shot magnitude
-pruning sweep), and writes one JSON file per run and a Markdown summary with mean ± std:
+Arms (paper Tables 3-4, Fig. 5): ADAM (``none`` + adam), SAM (``none`` + sam), +Preact
+(``preact`` + adam) and ARCH (``snt`` + adam). Three stages, each resumable and each keeping
+its output, so a later run adds seeds or arms without redoing what is on disk:
 
-- ADAM vs SAM vs ARCH (= ``snt`` + adam): lambda_max and the accuracy drop under W4 PTQ (Table 3);
-- the Table 4 ablation: baseline (``none``), +Preact (``preact``), +PReLU/LBias (``snt``);
-- accuracy vs one-shot sparsity in 10% steps (Fig. 5).
+``train``    trains each arm x seed through the trial pipeline's ``build_model`` and ``train``
+             (checkpoint after every epoch: a killed run continues) and writes
+             ``OUT/train/ARM-seedS.json`` (config, per-epoch curve) and the trained weights
+             ``OUT/models/ARM-seedS.safetensors`` (weights are never committed);
+``measure``  loads each trained model and measures it with the protocol of
+             ``docs/reproduction.md`` (bench/reproduce_measure.py): ``OUT/measure/*.json``;
+``summary``  reads every JSON and writes ``OUT/summary.md``: per arm mean with a 95%
+             confidence interval, pruning curves, Spearman's rho between lambda_max and the
+             drops with its interval (bench/reproduce_summary.py).
 
-Runs already on disk are skipped, so an interrupted reproduction resumes.
+    python bench/reproduce.py train --data-dir ../shared/datasets/cifar10-subset \\
+        --epochs 60 --seeds 0 1 2 --arms ADAM SAM --threads 1 --out bench/results/repro-resnet20
+    python bench/reproduce.py measure --data-dir ../shared/datasets/cifar10-subset \\
+        --out bench/results/repro-resnet20
+    python bench/reproduce.py summary --out bench/results/repro-resnet20
 
-    python bench/reproduce.py --data-dir ../shared/datasets/cifar10-subset --epochs 10 \\
-        --seeds 0 1 --out runs/repro-resnet20
+Two ``train`` processes with disjoint ``--arms`` (one thread each) use two cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import platform
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from snt_search.config import Budget, SharpnessConfig, SweepConfig, TrainConfig
-from snt_search.pipeline import run_trial
+from snt_search.config import Budget, SharpnessConfig, TrainConfig
+from snt_search.pipeline import build_model, load_data
+from snt_search.registry import get_registry
+from snt_search.training import train
 from snt_search.trial_spec import TrialSpec
 
-# label -> (transform, optimizer)
-CONFIGS = {
+# label -> (transform, optimizer); file names use the label's slug
+ARMS = {
     "ADAM": ("none", "adam"),
     "SAM": ("none", "sam"),
     "+Preact": ("preact", "adam"),
-    "ARCH (snt)": ("snt", "adam"),
+    "ARCH": ("snt", "adam"),
 }
 
 
-def spec_for(args: argparse.Namespace, transform: str, optimizer: str, seed: int) -> TrialSpec:
-    dataset = "imagefolder" if args.data_dir else "digits"
+def slug(arm: str, seed: int) -> str:
+    return f"{arm.strip('+').lower()}-seed{seed}"
+
+
+def spec_for(config: dict[str, Any], arm: str, seed: int) -> TrialSpec:
+    """The trial spec of ``arm`` with ``seed`` under the run's ``config`` (train.json)."""
+    transform, optimizer = ARMS[arm]
     return TrialSpec(
         plugins={
-            "dataset": dataset,
-            "backbone": args.backbone,
+            "dataset": "imagefolder",
+            "backbone": config["backbone"],
             "transform": transform,
             "optimizer": optimizer,
             "compressor": "ptq",
         },
-        params={
-            "compressor": {"weight_bits": args.weight_bits, "finetune_epochs": 1},
-            "optimizer": {"rho": args.rho} if optimizer == "sam" else {},
-        },
-        train=TrainConfig(
-            epochs=args.epochs,
-            batch_size=128,
-            lr=args.lr,
-            weight_decay=5e-4,
-            warmup_epochs=1.0 if args.epochs > 2 else 0.0,
-        ),
-        sharpness=SharpnessConfig(
-            method="lanczos", samples=args.sharpness_samples, batch_size=128, max_iter=30, tol=1e-3
-        ),
-        budget=Budget(
-            name="repro", epochs=args.epochs, train_subset=args.train_subset, test_subset=None
-        ),
-        sweep=SweepConfig("magnitude_prune"),
+        params={"optimizer": {"rho": config["rho"]} if optimizer == "sam" else {}},
+        train=TrainConfig(**config["train"]),
+        sharpness=SharpnessConfig(),
+        budget=Budget(name="repro", epochs=config["train"]["epochs"]),
         seed=seed,
-        data_dir=args.data_dir,
+        data_dir=Path(config["data_dir"]),
         download=False,
     )
 
 
-def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
-    args.out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for seed in args.seeds:
-        for label, (transform, optimizer) in CONFIGS.items():
-            path = args.out / f"{transform}-{optimizer}-seed{seed}.json"
-            if not path.exists() and args.summary_only:
-                continue
-            if not path.exists():
-                start = time.perf_counter()
-                result = run_trial(spec_for(args, transform, optimizer, seed))
-                record = {
-                    "label": label,
-                    "transform": transform,
-                    "optimizer": optimizer,
-                    "seed": seed,
-                    "metrics": result.metrics,
-                    "curve": result.curve,
-                    "reports": result.reports,
-                    "wall_s": time.perf_counter() - start,
-                }
-                path.write_text(json.dumps(record, indent=2, default=str))
-                print(
-                    f"{label:>11} seed {seed}: {json.dumps({k: round(v, 3) for k, v in result.metrics.items()})}",
-                    flush=True,
-                )
-            rows.append(json.loads(path.read_text()))
-    return rows
+def run_config(args: argparse.Namespace) -> dict[str, Any]:
+    """What every ``train`` run of this output folder shares (checked on a later run)."""
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        batch_size=128,
+        lr=args.lr,
+        weight_decay=5e-4,
+        weight_decay_scope="weights",
+        warmup_epochs=2.0,
+        schedule="cosine",
+        augment=args.augment,
+        precision="fp32",
+    )
+    return {
+        "backbone": args.backbone,
+        "rho": args.rho,
+        "data_dir": str(args.data_dir),
+        "train": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+    }
 
 
-def mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+def stamp() -> dict[str, Any]:
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} thread(s)",
+        "torch": torch.__version__,
+    }
 
 
-def summary(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
-    lines = [
-        f"backbone {args.backbone}, {args.epochs} epochs, seeds {sorted({r['seed'] for r in rows})}, "
-        f"data {args.data_dir or 'digits'}, "
-        f"W{args.weight_bits} PTQ + 1 epoch fine-tuning, lambda_max on {args.sharpness_samples} training images",
-        "",
-        "| approach | seeds | λ_max | base acc. (%) | W4 PTQ acc. (%) | PTQ drop (pp) | prune 50% acc. | prune 80% acc. | sweep mean acc. | train s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for label in CONFIGS:
-        runs = [r for r in rows if r["label"] == label]
-        if not runs:
-            continue
-        m = [r["metrics"] for r in runs]
-        curves = [r["reports"]["sweep"] for r in runs]
-
-        def at(curve: dict[str, Any], target: float) -> float:
-            i = min(
-                range(len(curve["sparsities"])), key=lambda j: abs(curve["sparsities"][j] - target)
+def train_all(args: argparse.Namespace) -> None:
+    config = run_config(args)
+    (args.out / "train").mkdir(parents=True, exist_ok=True)
+    (args.out / "models").mkdir(parents=True, exist_ok=True)
+    shared = args.out / "config.json"
+    if shared.exists():
+        stored = json.loads(shared.read_text())
+        stored["data_dir"] = config["data_dir"]  # the data may live elsewhere on a later run
+        if stored != config:
+            raise SystemExit(
+                f"{shared} holds another training config than these arguments:\n"
+                f"  stored: {stored}\n  asked:  {config}\n"
+                "Use another --out for another protocol, or the stored arguments to add runs."
             )
-            return float(curve["accuracies"][i])
-
-        lines.append(
-            f"| {label} | {len(runs)} | {mean_std([x['lambda_max'] for x in m])} | {mean_std([x['base_accuracy'] for x in m])} | "
-            f"{mean_std([x['compressed_accuracy'] for x in m])} | {mean_std([x['accuracy_drop'] for x in m])} | "
-            f"{mean_std([at(c, 0.5) for c in curves])} | {mean_std([at(c, 0.8) for c in curves])} | "
-            f"{mean_std([c['mean_accuracy'] for c in curves])} | {mean_std([x['train_time_s'] for x in m])} |"
-        )
-    lines += ["", "Accuracy (%) vs one-shot magnitude sparsity (mean over seeds):", ""]
-    sparsities = rows[0]["reports"]["sweep"]["sparsities"]
-    lines.append("| approach | " + " | ".join(f"{s:.1f}" for s in sparsities) + " |")
-    lines.append("| --- |" + " --- |" * len(sparsities))
-    for label in CONFIGS:
-        curves = [r["reports"]["sweep"]["accuracies"] for r in rows if r["label"] == label]
-        if curves:
-            means = [statistics.mean(c[i] for c in curves) for i in range(len(sparsities))]
-            lines.append(f"| {label} | " + " | ".join(f"{v:.1f}" for v in means) + " |")
-    return "\n".join(lines) + "\n"
+    else:
+        shared.write_text(json.dumps(config, indent=2) + "\n")
+    registry = get_registry()
+    for seed in args.seeds:
+        for arm in args.arms:
+            name = slug(arm, seed)
+            out = args.out / "train" / f"{name}.json"
+            if out.exists():
+                continue
+            spec = spec_for(config, arm, seed)
+            data = load_data(spec, registry)
+            model, _ = build_model(spec, data, registry)
+            partial = args.out / "models" / f"{name}.partial.safetensors"
+            start = time.perf_counter()
+            result = train(
+                model,
+                registry.get("optimizer", spec.plugins["optimizer"]),
+                spec.params.get("optimizer", {}),
+                data,
+                spec.train,
+                seed=seed,
+                checkpoint=partial,
+                on_epoch=lambda e, n=name: print(
+                    f"{n} epoch {e.epoch}: loss {e.loss:.3f} train {e.train_accuracy:.1f}% "
+                    f"test {e.test_accuracy:.1f}% ({e.seconds:.0f} s)",
+                    flush=True,
+                ),
+            )
+            partial.replace(args.out / "models" / f"{name}.safetensors")
+            record = {
+                "arm": arm,
+                "transform": spec.plugins["transform"],
+                "optimizer": spec.plugins["optimizer"],
+                "seed": seed,
+                "curve": result.curve_dicts(),
+                "train_time_s": result.seconds,
+                "images_per_s": result.images_per_s,
+                "wall_s": time.perf_counter() - start,
+                **stamp(),
+            }
+            out.write_text(json.dumps(record, indent=2) + "\n")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--data-dir", type=Path, help="ImageFolder with train/ and test/ (default: digits)"
-    )
+    parser.add_argument("stage", choices=["train", "measure", "summary"])
+    parser.add_argument("--data-dir", type=Path, help="ImageFolder with train/ and test/")
     parser.add_argument("--backbone", default="resnet20")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--rho", type=float, default=0.05)
-    parser.add_argument("--weight-bits", type=int, default=4)
-    parser.add_argument("--train-subset", type=int)
+    parser.add_argument("--rho", type=float, default=0.05, help="SAM's radius")
+    parser.add_argument(
+        "--augment", action="store_true", help="crop+flip (default off: converge in fewer epochs)"
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
     parser.add_argument("--sharpness-samples", type=int, default=512)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--out", type=Path, default=Path("runs/repro"))
-    parser.add_argument(
-        "--summary-only", action="store_true", help="summarise the runs on disk; train nothing"
-    )
+    parser.add_argument("--out", type=Path, default=Path("bench/results/repro-resnet20"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    rows = run_all(args)
-    text = summary(rows, args)
-    (args.out / "summary.md").write_text(text)
-    print(text)
+    if args.stage != "summary" and args.data_dir is None:
+        parser.error(f"{args.stage} needs --data-dir (an ImageFolder with train/ and test/)")
+    if args.stage == "train":
+        train_all(args)
+    elif args.stage == "measure":
+        from reproduce_measure import measure_all
+
+        measure_all(args)
+    else:
+        from reproduce_summary import write_summary
+
+        write_summary(args.out)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from .data import TensorLoader, normalize
 from .export.config import dataset_info
 from .measure import measure_model
 from .registry import Registry, get_registry
-from .sharpness import draw_batches, estimate_lambda_max, off_front_reason
+from .sharpness import SharpnessResult, draw_batches, estimate_lambda_max, off_front_reason
 from .specs import (
     Backbone,
     CompressionContext,
@@ -47,6 +47,7 @@ __all__ = [
     "TrialResult",
     "build_model",
     "compress_copy",
+    "lambda_max_of",
     "load_data",
     "run_trial",
 ]
@@ -104,6 +105,18 @@ def build_model(
     )
     report = transform.apply(model, **spec.params.get("transform", {}))
     return model, report.as_dict()
+
+
+def lambda_max_of(spec: TrialSpec, model: nn.Module, data: DataBundle) -> SharpnessResult:
+    """``model``'s lambda_max as a trial measures it: ``spec.sharpness`` on that many
+    training images (no augmentation) drawn with ``spec.seed``."""
+    sh = spec.sharpness
+    device = torch.device(spec.device)
+    x_s, y_s = _normalized_sample(data, sh.samples, seed=spec.seed, device=device)
+    batches = draw_batches(x_s, y_s, samples=len(y_s), batch_size=sh.batch_size, seed=spec.seed)
+    return estimate_lambda_max(
+        model, batches, method=sh.method, max_iter=sh.max_iter, tol=sh.tol, seed=spec.seed
+    )
 
 
 def compress_copy(
@@ -184,12 +197,8 @@ def run_trial(
         raise _non_finite_outputs("trained model", stages, "training")
 
     sh = spec.sharpness
-    x_s, y_s = _normalized_sample(data, sh.samples, seed=spec.seed, device=device)
-    batches = draw_batches(x_s, y_s, samples=len(y_s), batch_size=sh.batch_size, seed=spec.seed)
     start = time.perf_counter()
-    sharp = estimate_lambda_max(
-        model, batches, method=sh.method, max_iter=sh.max_iter, tol=sh.tol, seed=spec.seed
-    )
+    sharp = lambda_max_of(spec, model, data)
     sharpness_s = time.perf_counter() - start
     if not math.isfinite(sharp.lambda_max):
         raise TrialFailed(
