@@ -131,13 +131,18 @@ def empty_front_reason(study: optuna.Study | Sequence[FrozenTrial]) -> str:
 
 
 def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """One dict per trial of :func:`front_trials`: number, objective values, choices, metrics."""
+    """One dict per trial of :func:`front_trials`: number, objective values, choices, metrics.
+
+    A trial of a study with ``[study] seeds > 1`` also has ``<objective>_std``, the standard
+    deviation of that objective across its seeds (its values are the means)."""
     names = objective_names(study)
     rows = []
     for t in front_trials(study):
         assert t.values is not None
         row: dict[str, Any] = {"trial": t.number}
         row.update(dict(zip(names, t.values, strict=True)))
+        spread = t.user_attrs.get("seeds_report", {}).get("std", {})  # [study] seeds > 1
+        row.update({f"{n}_std": spread[n] for n in names if n in spread})
         for attr in DETAIL_ATTRS:
             if attr in t.user_attrs and attr not in row:
                 row[attr] = t.user_attrs[attr]

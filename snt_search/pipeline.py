@@ -27,6 +27,7 @@ from .data import TensorLoader, normalize
 from .export.config import dataset_info
 from .measure import measure_model
 from .registry import Registry, get_registry
+from .repeats import run_seeds
 from .sharpness import SharpnessResult, draw_batches, estimate_lambda_max, off_front_reason
 from .specs import (
     Backbone,
@@ -160,7 +161,13 @@ def run_trial(
     (``training``, ``sharpness``, ``compress``, ``sweep``) and the plugins that stage used.
     With ``checkpoint`` (a ``.safetensors`` path), training saves there after each epoch and a
     re-run of the same trial (after its worker was killed) continues from the last epoch.
+    With ``spec.seeds > 1`` the configuration runs once per seed and the metrics are the
+    means (:mod:`snt_search.repeats`).
     """
+    if spec.seeds > 1:  # [study] seeds: the mean over seeds (snt_search.repeats)
+        return run_seeds(
+            spec, run_trial, registry=registry, on_epoch=on_epoch, checkpoint=checkpoint
+        )
     registry = registry or get_registry()
     device = torch.device(spec.device)
     data = load_data(spec, registry)

@@ -96,6 +96,7 @@ class Space:
     budgets: dict[str, Budget]
     sweep: SweepConfig | None = None
     finetune: FinetuneConfig = FinetuneConfig()  # [finetune]: how compressors fine-tune
+    seeds: int = 1  # [study] seeds: each trial's configuration runs this many times
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
     early_stop: EarlyStop | None = None  # [early_stop]: stop hopeless trials (early_stop.py)
     constraints: tuple[Constraint, ...] = ()  # [constraints]: bounds on metrics (constraints.py)
@@ -114,6 +115,8 @@ class Space:
         }
         if "finetune" in self.raw:  # absent: the hash of a space from before [finetune]
             keep["finetune"] = self.raw["finetune"]
+        if self.seeds != 1:  # a mean over seeds is another measurement than one seed
+            keep["seeds"] = self.seeds
         return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[
             :16
         ]

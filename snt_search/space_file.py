@@ -30,7 +30,13 @@ _SECTIONS = {"study", "objectives", "plugins", "params", "sharpness", "budgets",
 _SECTIONS |= {"finetune"}  # how compressors fine-tune (config.FinetuneConfig)
 _SECTIONS |= {"early_stop", "constraints"}  # see early_stop.py and constraints.py
 _SECTIONS |= {"resources"}  # per-trial CPUs/GPUs on Ray, see resources.py
-_STUDY_KEYS = ("name", "description", "sampler", "seed")  # [study], as every section: no others
+_STUDY_KEYS = (
+    "name",
+    "description",
+    "sampler",
+    "seed",
+    "seeds",
+)  # [study], as every section: no others
 
 
 def read_space(path: Path) -> Space:
@@ -71,6 +77,12 @@ def parse_space(raw: dict[str, Any], path: Path) -> Space:
     seed = study.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise fail(f"[study] seed must be an integer, got {seed!r}")
+    seeds = study.get("seeds", 1)
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise fail(
+            f"[study] seeds must be an integer >= 1 (runs per trial, scored by their mean), "
+            f"got {seeds!r}"
+        )
 
     plugins: dict[str, tuple[str, ...]] = {}
     for kind, value in _table(raw, "plugins", path).items():
@@ -140,6 +152,7 @@ def parse_space(raw: dict[str, Any], path: Path) -> Space:
         budgets=budgets,
         sweep=sweep,
         finetune=finetune,
+        seeds=seeds,
         raw=raw,
         early_stop=parse_early_stop(raw.get("early_stop"), fail),
         constraints=parse_constraints(raw.get("constraints"), metrics, fail),

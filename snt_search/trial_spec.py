@@ -54,6 +54,7 @@ class TrialSpec:
     sweep: SweepConfig | None = None
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     seed: int = 0
+    seeds: int = 1  # runs of this configuration, seeds seed .. seed + seeds - 1 (repeats.py)
     data_dir: Path | None = None
     download: bool = True
     device: str = "cpu"
@@ -90,6 +91,7 @@ class TrialSpec:
             if "finetune" in config
             else LEGACY_FINETUNE,
             seed=int(config.get("seed", 0)),
+            seeds=int(config.get("seeds", 1)),
             data_dir=Path(data_dir) if data_dir else None,
             download=bool(config.get("download", True)),
             device=str(config.get("device", "cpu")),
@@ -136,6 +138,7 @@ def sample(
         sweep=space.sweep,
         finetune=space.finetune,
         seed=space.seed,
+        seeds=space.seeds,
         data_dir=data_dir,
         download=download,
         device=device,
