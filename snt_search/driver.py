@@ -36,9 +36,10 @@ from typing import Any
 
 import optuna
 
+from .constraints import floors_from_best
 from .objective import TrialObjective
 from .optuna_compat import TRIAL_LOGGER
-from .pareto import front_rows, write_front
+from .pareto import FLOORS_ATTR, front_rows, write_front
 from .pipeline import run_trial
 from .progress import QuietTrialFailures, StudyProgress
 from .recording import finished_counts, record_study, trials_ahead
@@ -151,6 +152,9 @@ def open_study(
             study.set_metric_names(list(space.objectives))  # for optuna-dashboard and plots
         for key, value in identity.items():
             study.set_user_attr(key, value)
+    floors = floors_from_best(space.constraints)  # read by pareto.front_trials
+    if study.user_attrs.get(FLOORS_ATTR, {}) != floors:
+        study.set_user_attr(FLOORS_ATTR, floors)
     return study
 
 

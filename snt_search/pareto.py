@@ -15,7 +15,7 @@ import json
 import math
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,9 @@ __all__ = [
     "write_csv",
     "write_front",
 ]
+
+# The study attribute holding [constraints] floors relative to the best trial (metric -> X).
+FLOORS_ATTR = "floors_from_best"
 
 # Trial attributes shown beside the objectives when present.
 DETAIL_ATTRS = (
@@ -82,6 +85,8 @@ def front_trials(
     """
     trials, directions = _trials(study, directions)
     kept = sorted((t for t in trials if eligible(t)), key=lambda t: t.number)
+    if isinstance(study, optuna.Study):
+        kept = within_floors(kept, study.user_attrs.get(FLOORS_ATTR) or {})
     if not kept:
         return []
     sign = np.array([-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in directions])
@@ -95,6 +100,23 @@ def front_trials(
         bool(np.any(np.all(points <= p, axis=1) & np.any(points < p, axis=1))) for p in points
     ]
     return [t for t, d in zip(kept, dominated, strict=True) if not d]
+
+
+def within_floors(trials: list[FrozenTrial], floors: Mapping[str, float]) -> list[FrozenTrial]:
+    """``trials`` whose metric is at most ``floors[metric]`` below the highest among them
+    (``[constraints] metric = { min_from_best = X }``); a trial without the metric is dropped."""
+    for metric, below in floors.items():
+        values = [t.user_attrs.get(metric) for t in trials]
+        finite = [float(v) for v in values if isinstance(v, int | float) and math.isfinite(v)]
+        if not finite:
+            return []
+        floor = max(finite) - float(below)
+        trials = [
+            t
+            for t, v in zip(trials, values, strict=True)
+            if isinstance(v, int | float) and math.isfinite(v) and v >= floor
+        ]
+    return trials
 
 
 def empty_front_reason(study: optuna.Study | Sequence[FrozenTrial]) -> str:
