@@ -18,9 +18,12 @@ For each ``OUT/train/RUN.json`` whose weights are in ``OUT/models`` and that has
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import fcntl
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -50,20 +53,44 @@ def measure_all(args: argparse.Namespace) -> None:
         if not weights.exists():
             print(f"{path.stem}: no trained weights at {weights}; run the train stage here")
             continue
-        record = json.loads(path.read_text())
-        start = time.perf_counter()
-        spec = replace(
-            spec_for(config, record["arm"], record["seed"]),
-            sharpness=SharpnessConfig(
-                samples=args.sharpness_samples, batch_size=128, max_iter=100, tol=1e-3
-            ),
-            finetune=FinetuneConfig(),
-        )
-        result = measure(spec, weights)
-        result |= {"arm": record["arm"], "seed": record["seed"], **stamp()}
-        result["wall_s"] = time.perf_counter() - start
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"{path.stem}: {json.dumps(_headline(result))}", flush=True)
+        with _claim(out.with_suffix(".lock")) as mine:
+            if mine and not out.exists():
+                _measure_one(args, config, path, weights, out)
+
+
+@contextlib.contextmanager
+def _claim(lock: Path) -> Iterator[bool]:
+    """Whether this process holds ``lock``: two ``measure`` processes split the runs between
+    them, and a killed one's run is free again (the lock dies with its holder)."""
+    with lock.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.unlink(missing_ok=True)
+
+
+def _measure_one(
+    args: argparse.Namespace, config: dict[str, Any], path: Path, weights: Path, out: Path
+) -> None:
+    record = json.loads(path.read_text())
+    start = time.perf_counter()
+    spec = replace(
+        spec_for(config, record["arm"], record["seed"]),
+        sharpness=SharpnessConfig(
+            samples=args.sharpness_samples, batch_size=128, max_iter=100, tol=1e-3
+        ),
+        finetune=FinetuneConfig(),
+    )
+    result = measure(spec, weights)
+    result |= {"arm": record["arm"], "seed": record["seed"], **stamp()}
+    result["wall_s"] = time.perf_counter() - start
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{path.stem}: {json.dumps(_headline(result))}", flush=True)
 
 
 def measure(spec: TrialSpec, weights: Path) -> dict[str, Any]:
