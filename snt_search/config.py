@@ -38,7 +38,7 @@ class TrainConfig:
     # gamma/beta/zeta get none (L2 on beta pulls Eq. 1 toward ReLU). "all": every parameter.
     weight_decay_scope: str = "weights"
     warmup_epochs: float = 0.0  # linear warm-up, in epochs (fractions allowed)
-    schedule: str = "cosine"  # cosine | constant
+    schedule: str = "cosine"  # cosine | step | constant
     augment: bool = True  # random crop (pad 4) + horizontal flip, on tensors
     label_smoothing: float = 0.0
     eval_batch_size: int = 512
@@ -46,7 +46,19 @@ class TrainConfig:
     memory_format: str = "auto"  # auto | channels_last | contiguous
 
     def __post_init__(self) -> None:
+        for key, ok, rule in (
+            ("epochs", self.epochs >= 1, ">= 1"),
+            ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("eval_batch_size", self.eval_batch_size >= 1, ">= 1"),
+            ("lr", self.lr > 0, "> 0"),
+            ("weight_decay", self.weight_decay >= 0, ">= 0"),
+            ("warmup_epochs", self.warmup_epochs >= 0, ">= 0"),
+            ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
+        ):
+            if not ok:
+                raise ValueError(f"train.{key} must be {rule}, got {getattr(self, key)!r}")
         for key, allowed in (
+            ("schedule", SCHEDULES),
             ("precision", PRECISIONS),
             ("memory_format", MEMORY_FORMATS),
             ("weight_decay_scope", DECAY_SCOPES),

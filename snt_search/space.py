@@ -256,7 +256,8 @@ def override_problem(key: str, value: Any, chosen: Mapping[str, Sequence[str]]) 
 
 def param_problem(key: str, value: Any, registry: Registry, *, bound: bool = False) -> str | None:
     """What is wrong with setting the well-formed ``key`` to ``value``, with what is allowed;
-    ``None`` when nothing is. ``bound``: ``value`` limits a range, so only its type counts."""
+    ``None`` when nothing is. ``bound``: ``value`` is a bound of a range (a sampler may draw
+    it, so the value rules apply to it as well; only a log range's bounds are checked by Optuna)."""
     parts = key.split(".")
     if parts[0] == "train":
         types = field_types(TrainConfig)
@@ -278,12 +279,14 @@ def param_problem(key: str, value: Any, registry: Registry, *, bound: bool = Fal
         expected, default = type(defaults[param]), defaults[param]
     if not fits_type(value, expected):
         return f"takes {expected.__name__} values (like its default {default!r}), got {value!r}"
-    if parts[0] == "train" and not bound:
+    # A range's bounds can be drawn, so they obey the same rules as a fixed value.
+    if parts[0] == "train":
         try:
-            TrainConfig(**{parts[1]: value})  # its own rules, e.g. train.precision's choices
+            TrainConfig(**{parts[1]: value})  # its own rules, e.g. lr > 0, precision's choices
         except ValueError as exc:
             return str(exc)
-    return None
+        return None
+    return registry.get(parts[0], parts[1]).range_problem(parts[2], value)
 
 
 def did_you_mean(word: str, options: Iterable[str]) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .backbone import Backbone
-from .base import Param, Plugin, PluginError
+from .base import Param, Plugin, PluginError, Range
 from .compressor import CompressionContext, CompressionReport, Compressor
 from .dataset import DataBundle, DataRequest, Dataset, DataUnavailable
 from .optimizer import Optimizer
@@ -31,6 +31,7 @@ __all__ = [
     "Param",
     "Plugin",
     "PluginError",
+    "Range",
     "Transform",
     "TransformNotApplicable",
     "TransformReport",

@@ -10,11 +10,42 @@ from __future__ import annotations
 
 from abc import ABC
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-__all__ = ["Param", "Plugin", "PluginError"]
+__all__ = ["Param", "Plugin", "PluginError", "Range"]
 
 Param = bool | int | float | str
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric plugin parameter may take, checked before any trial runs.
+
+    ``Range(0.0, low_open=True)``: ``0 < value``; ``Range(0.0, 1.0, high_open=True)``:
+    ``0 <= value < 1``. A plugin declares them in ``ranges`` (``{"rho": Range(0.0, ...)}``);
+    :meth:`Plugin.resolve_params` and a space's check (also on the bounds of a searched range,
+    which a sampler may draw) refuse a value outside, naming the parameter and the range.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def admits(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return not (
+            self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        )
+
+    def __str__(self) -> str:
+        low = "-inf" if self.low is None else f"{self.low:g}"
+        high = "inf" if self.high is None else f"{self.high:g}"
+        left = "(" if self.low_open or self.low is None else "["
+        right = ")" if self.high_open or self.high is None else "]"
+        return f"{left}{low}, {high}{right}"
 
 
 class PluginError(ValueError):
@@ -31,6 +62,7 @@ class Plugin(ABC):  # noqa: B024 - abstract by intent; each kind adds its abstra
 
     kind: ClassVar[str] = ""
     defaults: ClassVar[Mapping[str, Param]] = {}
+    ranges: ClassVar[Mapping[str, Range]] = {}  # allowed values of numeric defaults
     name: str = ""
 
     @classmethod
@@ -54,7 +86,20 @@ class Plugin(ABC):  # noqa: B024 - abstract by intent; each kind adds its abstra
         merged = dict(self.defaults)
         for key, value in params.items():
             merged[key] = _coerce(self.kind, self.name, key, self.defaults[key], value)
+            problem = self.range_problem(key, merged[key])
+            if problem is not None:
+                raise PluginError(f"{self.kind} {self.name!r}: {problem}")
         return merged
+
+    @classmethod
+    def range_problem(cls, key: str, value: Any) -> str | None:
+        """Why ``value`` is outside parameter ``key``'s declared :class:`Range`, or ``None``."""
+        allowed = cls.ranges.get(key)
+        if allowed is None or not isinstance(value, int | float) or isinstance(value, bool):
+            return None
+        if allowed.admits(float(value)):
+            return None
+        return f"parameter {key!r} must lie in {allowed}, got {value!r}; fix the study space"
 
 
 def _coerce(kind: str, name: str, key: str, default: Param, value: Any) -> Param:

@@ -173,8 +173,9 @@ def test_qat_learns_a_negative_lower_bound_on_an_snt_like_model(
 @pytest.mark.parametrize(
     ("name", "params", "ctx", "match"),
     [
-        ("ptq", {"weight_bits": 1}, "full", "between 2 and 8 bits"),
-        ("ptq", {"activation_bits": 16}, "full", "between 2 and 8 bits"),
+        ("ptq", {"weight_bits": 1}, "full", r"'weight_bits' must lie in \[2, 8\], got 1"),
+        ("ptq", {"activation_bits": 16}, "full", r"'activation_bits' must lie in \[0, 8\]"),
+        ("ptq", {"activation_bits": 1}, "full", "between 2 and 8 bits"),
         ("ptq", {"weight_granularity": "group"}, "full", "granularity must be one of"),
         ("ptq", {}, "no_finetune", "finetune_epochs=0"),
         ("ptq", {"activation_bits": 8, "finetune_epochs": 0}, "empty", "needs >= 1 batch"),

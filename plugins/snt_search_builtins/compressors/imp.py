@@ -29,6 +29,7 @@ from snt_search.specs import (
     Compressor,
     Param,
     PluginError,
+    Range,
 )
 
 __all__ = ["IterativeMagnitudePrune"]
@@ -45,6 +46,11 @@ class IterativeMagnitudePrune(Compressor):
         "epochs_per_step": 1,  # fine-tuning epochs after each pruning step
         "scope": "global",  # "global" | "layer", as magnitude_prune
         "skip_first_last": False,  # leave the first and last Linear/Conv layer dense
+    }
+    ranges: ClassVar[dict[str, Range]] = {
+        "sparsity": Range(0.0, 1.0, high_open=True),
+        "steps": Range(1),
+        "epochs_per_step": Range(0),
     }
 
     def compress(

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from torch import nn
 
 from snt_search.compression import make_permanent, measure_sparsity, prunable_weights, prune_to
-from snt_search.specs import CompressionContext, CompressionReport, Compressor, Param
+from snt_search.specs import CompressionContext, CompressionReport, Compressor, Param, Range
 
 __all__ = ["MagnitudePrune"]
 
@@ -32,6 +32,7 @@ class MagnitudePrune(Compressor):
         "scope": "global",  # "global": rank all layers together; "layer": each layer alone
         "skip_first_last": False,  # leave the first and last Linear/Conv layer dense
     }
+    ranges: ClassVar[dict[str, Range]] = {"sparsity": Range(0.0, 1.0, high_open=True)}
 
     def compress(
         self, model: nn.Module, context: CompressionContext, **params: Any

@@ -43,6 +43,7 @@ from snt_search.specs import (
     Compressor,
     Param,
     PluginError,
+    Range,
 )
 
 __all__ = ["PRESETS", "PostTrainingQuantization"]
@@ -66,6 +67,12 @@ class PostTrainingQuantization(Compressor):
         "calibration_batches": 8,  # batches of context.calibration for activation ranges
         "finetune_epochs": 1,  # STE fine-tuning epochs after quantizing (paper: 1 for W4)
         "skip_first_last": False,  # keep the first and last Linear/Conv layer in float
+    }
+    ranges: ClassVar[dict[str, Range]] = {
+        "weight_bits": Range(2, 8),
+        "activation_bits": Range(0, 8),  # 0 or 2..8
+        "calibration_batches": Range(1),
+        "finetune_epochs": Range(0),
     }
 
     def compress(

@@ -40,6 +40,7 @@ from snt_search.specs import (
     Compressor,
     Param,
     PluginError,
+    Range,
 )
 
 __all__ = ["QuantizationAwareTraining"]
@@ -60,6 +61,12 @@ class QuantizationAwareTraining(Compressor):
         "calibration_batches": 8,  # batches of context.calibration to initialize the ranges
         "finetune_epochs": 1,  # quantization-aware training epochs
         "skip_first_last": True,  # keep the first and last Linear/Conv layer in float (PACT)
+    }
+    ranges: ClassVar[dict[str, Range]] = {
+        "weight_bits": Range(2, 8),
+        "activation_bits": Range(2, 8),
+        "calibration_batches": Range(1),
+        "finetune_epochs": Range(1),
     }
 
     def compress(

@@ -26,6 +26,7 @@ from snt_search.specs import (
     Compressor,
     Param,
     PluginError,
+    Range,
 )
 
 __all__ = ["TokenMerge"]
@@ -38,6 +39,11 @@ class TokenMerge(Compressor):
         "merge_rate": 0.08,  # fraction of the initial patch tokens merged per block (~r=16/196)
         "timing_runs": 10,  # forward passes timed before and after (median)
         "calibration_batches": 4,  # calibration batches for the accuracy drop
+    }
+    ranges: ClassVar[dict[str, Range]] = {
+        "merge_rate": Range(0.0, 0.5),
+        "timing_runs": Range(1),
+        "calibration_batches": Range(1),
     }
 
     def compress(

@@ -22,6 +22,7 @@ from snt_search.specs import (
     Compressor,
     Param,
     PluginError,
+    Range,
 )
 
 __all__ = ["TokenPrune"]
@@ -35,6 +36,11 @@ class TokenPrune(Compressor):
         "blocks": "auto",  # "auto" (depth/4, depth/2, 3*depth/4) or e.g. "3,6,9" (0-based)
         "timing_runs": 10,  # forward passes timed before and after (median)
         "calibration_batches": 4,  # calibration batches for the accuracy drop
+    }
+    ranges: ClassVar[dict[str, Range]] = {
+        "keep_rate": Range(0.0, 1.0, low_open=True),
+        "timing_runs": Range(1),
+        "calibration_batches": Range(1),
     }
 
     def compress(

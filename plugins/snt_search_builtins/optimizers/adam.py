@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import torch
 from torch.optim.optimizer import ParamsT
 
-from snt_search.specs import Optimizer
+from snt_search.specs import Optimizer, Range
 from snt_search.specs.optimizer import fused_kwargs
 
 
@@ -18,6 +18,11 @@ class Adam(Optimizer):
     """torch.optim.Adam; the paper's baseline (ADAM)."""
 
     defaults = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
+    ranges = {
+        "beta1": Range(0.0, 1.0, high_open=True),
+        "beta2": Range(0.0, 1.0, high_open=True),
+        "eps": Range(0.0, low_open=True),
+    }
     torch_class: ClassVar[type[torch.optim.Adam] | type[torch.optim.AdamW]] = torch.optim.Adam
 
     def build(

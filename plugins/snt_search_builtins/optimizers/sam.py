@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch.optim.optimizer import ParamsT
 
-from snt_search.specs import Optimizer, PluginError
+from snt_search.specs import Optimizer, PluginError, Range
 from snt_search.specs.optimizer import fused_kwargs
 
 _BASES: dict[str, Callable[..., torch.optim.Optimizer]] = {
@@ -143,6 +143,7 @@ class SAMPlugin(Optimizer):
 
     two_pass = True
     defaults = {"rho": 0.05, "adaptive": False, "base": "adam", "momentum": 0.9}
+    ranges = {"rho": Range(0.0, low_open=True), "momentum": Range(0.0, 1.0, high_open=True)}
 
     def build(
         self, params: ParamsT, *, lr: float, weight_decay: float, **hp: Any
@@ -160,3 +161,4 @@ class GSAMPlugin(SAMPlugin):
     """GSAM (Zhuang et al. 2022): SAM that also lowers the surrogate gap (alpha)."""
 
     defaults = {"rho": 0.05, "alpha": 0.2, "adaptive": False, "base": "adam", "momentum": 0.9}
+    ranges = {**SAMPlugin.ranges, "alpha": Range(0.0, 1.0)}

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch.optim.optimizer import ParamsT
 
-from snt_search.specs import Optimizer
+from snt_search.specs import Optimizer, Range
 from snt_search.specs.optimizer import fused_kwargs
 
 
@@ -15,6 +15,7 @@ class SGD(Optimizer):
     """torch.optim.SGD with momentum and optional Nesterov momentum."""
 
     defaults = {"momentum": 0.9, "nesterov": True}
+    ranges = {"momentum": Range(0.0, 1.0, high_open=True)}
 
     def build(
         self, params: ParamsT, *, lr: float, weight_decay: float, **hp: Any
