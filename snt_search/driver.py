@@ -36,6 +36,7 @@ from typing import Any
 
 import optuna
 
+from .callbacks import load_callbacks
 from .constraints import floors_from_best
 from .objective import TrialObjective
 from .optuna_compat import TRIAL_LOGGER
@@ -89,6 +90,7 @@ class StudyOptions:
     grace_s: int = GRACE_S
     keep_models: str = "front"  # front | all | none: whose models stay stored (docs/export.md)
     artifacts: str | None = None  # model store: a folder or s3://bucket/prefix
+    callbacks: tuple[str, ...] = ()  # --callback module:object, Optuna callbacks (callbacks.py)
 
     def name(self, space: Space) -> str:
         return self.study_name or space.name
@@ -175,6 +177,7 @@ def run_study(
     registry = registry or get_registry()
     space.check(registry)
     space.budget(options.budget)
+    load_callbacks(options.callbacks)  # a bad --callback fails before the first trial
     storage = open_storage(
         options.storage, heartbeat_s=options.heartbeat_s, grace_s=options.grace_s
     )
@@ -267,7 +270,9 @@ def run_worker(
     quiet = QuietTrialFailures(options.verbose)  # a failed trial is one line (progress.py)
     optuna_log.addFilter(keep)
     optuna_log.addFilter(quiet)
-    callbacks = [record_study] + ([progress.trial_done] if progress is not None else [])
+    callbacks: list[Callable[..., None]] = [record_study]
+    callbacks += [progress.trial_done] if progress is not None else []
+    callbacks += load_callbacks(options.callbacks)  # after the study has recorded the trial
     ran = 0
     try:
         for _ in range(quota):

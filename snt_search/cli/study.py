@@ -117,6 +117,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="DIR|s3://BUCKET/PREFIX",
         help="where models are stored (default: <out>/artifacts, i.e. runs/<study>/artifacts)",
     )
+    p.add_argument(
+        "--callback",
+        action="append",
+        default=[],
+        metavar="MODULE:OBJECT",
+        help="an Optuna callback(study, trial) called after each trial, e.g. a W&B or MLflow "
+        "callback made in your module (repeatable; docs/studies.md)",
+    )
     add_ray_arguments(p)
     add_json(p)
     p.set_defaults(run=run)
@@ -160,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         keep_models=args.keep_models,
         artifacts=args.artifacts,
+        callbacks=tuple(args.callback),
     )
     ray_options = options_from_args(args)
     if args.dry_run:

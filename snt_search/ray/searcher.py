@@ -39,6 +39,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from ..callbacks import Callback, CallbackError, load_callbacks
 from ..driver import (
     MAX_UNEXPECTED_IN_A_ROW,
     StudyOptions,
@@ -48,6 +49,7 @@ from ..driver import (
 )
 from ..early_stop import front_floor
 from ..export.store import store_url
+from ..optuna_compat import study_storage
 from ..optuna_compat import trial_id as storage_id
 from ..pareto import front_trials
 from ..samplers import make_sampler
@@ -102,6 +104,7 @@ class StudySearcher(Searcher):
         self._live: dict[str, _Live] = {}
         self._unexpected = 0
         self._aborted: str | None = None
+        self._callbacks: list[Callback] | None = None  # loaded on first use (not pickled)
         self._restored = False  # brought back from a save: rebuild the sampler on a new stream
         self._study: optuna.Study | None = None
 
@@ -239,6 +242,24 @@ class StudySearcher(Searcher):
             study.set_user_attr(STATE_ATTR, state_attr)
         if state == TrialState.COMPLETE:
             record_study(study)
+        self._call_back(study, live.trial_id)
+
+    def _call_back(self, study: optuna.Study, trial_id: int) -> None:
+        """Run the ``--callback`` callbacks on the finished trial, as ``Study.optimize`` does;
+        one that raises stops the study with its message (the trial is already stored)."""
+        if not self._options.callbacks:
+            return
+        if self._callbacks is None:
+            self._callbacks = load_callbacks(self._options.callbacks)
+        frozen = study_storage(study).get_trial(trial_id)
+        try:
+            for callback in self._callbacks:
+                callback(study, frozen)
+        except CallbackError as exc:
+            if not self._aborted:
+                self._aborted = str(exc)
+                state_attr = dict(study.user_attrs.get(STATE_ATTR, {}), aborted=self._aborted)
+                study.set_user_attr(STATE_ATTR, state_attr)
 
     def _handle(self, live: _Live) -> optuna.Trial:
         if live.handle is None:
@@ -296,4 +317,5 @@ class StudySearcher(Searcher):
         state = self.__dict__.copy()
         state["_live"] = {rid: replace(v, handle=None) for rid, v in self._live.items()}
         state["_study"], state["_restored"] = None, True
+        state["_callbacks"] = None  # user callables: loaded again from their names
         return state
