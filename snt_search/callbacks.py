@@ -3,7 +3,7 @@
 An Optuna callback is a callable ``(study, frozen_trial) -> None`` called after each trial
 finishes (``Study.optimize(callbacks=...)``). ``--callback pkg.mod:obj`` imports ``pkg.mod``
 and takes its attribute ``obj`` (dots reach further: ``mod:holder.cb``); a class is
-instantiated with no arguments. So an integration snt-search does not depend on plugs in
+instantiated with no arguments. Modules are found on ``sys.path`` and in the working folder. So an integration snt-search does not depend on plugs in
 with a two-line module of the user's, e.g. Weights & Biases through ``optuna-integration``::
 
     # wandb_cb.py, on PYTHONPATH
@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -46,6 +48,8 @@ def load_callback(spec: str) -> Callback:
             f"{where}: write MODULE:OBJECT, e.g. --callback my_callbacks:log_trial "
             f"(an importable module and the callable in it)"
         )
+    if os.getcwd() not in sys.path:  # a module in the working folder, as `uvicorn app:app`
+        sys.path.insert(0, os.getcwd())
     try:
         obj: Any = importlib.import_module(module_name)
     except Exception as exc:

@@ -78,6 +78,12 @@ def test_a_bad_callback_names_the_option_and_the_fix(cbmod: Path, spec: str, mes
         load_callback(spec)
 
 
+def test_a_module_in_the_working_folder_is_found(workdir: Path) -> None:
+    (workdir / "cb_here.py").write_text("def cb(study, trial):\n    pass\n")
+    sys.modules.pop("cb_here", None)
+    assert callable(load_callback("cb_here:cb"))
+
+
 def test_a_class_is_instantiated(cbmod: Path) -> None:
     callback = load_callback("cbmod:Counter")
     callback(None, optuna.trial.create_trial(value=1.0))  # type: ignore[arg-type]
