@@ -191,6 +191,7 @@ def run_study(
     with StudyProgress(
         remaining, space.objectives, enabled=options.show_progress, verbose=options.verbose
     ) as progress:
+        progress.resuming(study, before["total"], options.n_trials)
         if remaining and options.workers == 1:
             run_worker(
                 space,

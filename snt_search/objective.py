@@ -14,6 +14,7 @@ again and propagates. The driver (:mod:`snt_search.driver`) counts unexpected er
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import math
@@ -74,6 +75,7 @@ class TrialObjective:
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.unexpected_in_a_row = 0
         self.last_reason = ""
+        self._phases = _takes(runner, "on_phase")  # run_trial does; a test's stand-in may not
         if options.keep_models not in KEEP_MODELS:
             raise ValueError(
                 f"--keep-models must be one of {', '.join(KEEP_MODELS)}, got "
@@ -113,8 +115,9 @@ class TrialObjective:
                 rule.check(stats.epoch, stats.test_accuracy, front_accuracy)
 
         try:
+            phases = {"on_phase": self.progress.phase} if self.progress and self._phases else {}
             result = self.runner(
-                spec, registry=self.registry, on_epoch=on_epoch, checkpoint=checkpoint
+                spec, registry=self.registry, on_epoch=on_epoch, checkpoint=checkpoint, **phases
             )
             values = [float(result.metrics[m]) for m in self.objectives]
             bad = [m for m, v in zip(self.objectives, values, strict=True) if not math.isfinite(v)]
@@ -211,3 +214,12 @@ def _remove_checkpoint(path: Path) -> None:
     path.unlink(missing_ok=True)
     for tmp in path.parent.glob(f".{path.name}.*.tmp"):
         tmp.unlink(missing_ok=True)
+
+
+def _takes(runner: Callable[..., Any], name: str) -> bool:
+    """Whether ``runner`` accepts the keyword ``name`` (or any keyword)."""
+    try:
+        params = inspect.signature(runner).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind == inspect.Parameter.VAR_KEYWORD for p in params)

@@ -1,6 +1,9 @@
-"""Live progress of a study in the terminal: a bar for trials, one for the running trial's
-epochs, the best value of each objective so far (rich), and one line per finished trial in the
-scrollback (:func:`trial_line`): its number, state, and objectives or reason.
+"""Live progress of a study in the terminal: a bar for trials with its ETA (from the trials
+finished so far), one for the running trial's epochs and then its phase (``lambda_max``,
+``compress``, ``sweep``: :meth:`StudyProgress.phase`), the current Pareto front's size and the
+best value of each objective on it with its trial (over the whole study, a resumed one too),
+and one line per finished trial in the scrollback (:func:`trial_line`): its number, state, and
+objectives or reason. A resumed study starts with ``resuming: k of N trials finished``.
 
 In one process the driver reports each trial and epoch, and hands :meth:`StudyProgress.
 trial_done` to Optuna as a callback; with worker processes (or Ray) the parent polls the
@@ -13,7 +16,6 @@ trial is the one line ``trial 3 failed: diverged: ...``.
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -24,12 +26,19 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 if TYPE_CHECKING:
     from .training import EpochStats
 
-__all__ = ["QuietTrialFailures", "StudyProgress", "trial_line"]
+__all__ = ["QuietTrialFailures", "StudyProgress", "front_summary", "trial_line"]
 
 EXPECTED = "TrialFailed: "  # the prefix of a reason the pipeline gave (no traceback helps)
 VERBOSE_HINT = " (-v shows the traceback)"
@@ -95,12 +104,14 @@ class StudyProgress:
         self.enabled = enabled
         self.objectives = objectives
         self.verbose = verbose
-        self.best: dict[str, float] = {}
+        self.front_info = ""  # "front 3 · lambda_max 12.3 (#4) · ..." of the whole study
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
             TextColumn("{task.fields[info]}"),
             console=console,
             disable=not enabled,
@@ -128,14 +139,31 @@ class StudyProgress:
         info = f"loss {stats.loss:.3f}  test acc {stats.test_accuracy:.1f}%"
         self.progress.update(self.epochs, advance=1, info=info)
 
+    def phase(self, name: str) -> None:
+        """The running trial left training for ``name`` (``lambda_max``, ``compress``, ...)."""
+        self.progress.update(self.epochs, info=f"{name} ...")
+
+    def note(self, text: str) -> None:
+        """A line in the scrollback, e.g. ``resuming: 3 of 8 trials finished``."""
+        if self.enabled:
+            self.progress.console.print(escape(text), highlight=False, soft_wrap=True)
+
+    def resuming(self, study: optuna.Study, finished: int, target: int) -> None:
+        """Say how far a resumed study is, and show its front, before any trial runs."""
+        if finished:
+            left = target - finished
+            tail = f"; {left} to run" if left > 0 else "; nothing to run (raise --trials for more)"
+            self.note(f"resuming: {finished} of {target} trials finished{tail}")
+            self.show_front(study)
+
     def end_trial(self, values: dict[str, float] | None) -> None:
-        if values:
-            self._better(values)
-        self.progress.update(self.trials, advance=1, info=self._best_info())
+        self.progress.update(self.trials, advance=1)
 
     def trial_done(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        """An Optuna callback: print the line of ``trial``, which has just ended."""
+        """An Optuna callback: print the line of ``trial``, which has just ended, and show
+        the study's front."""
         self._report(trial)
+        self.show_front(study)
 
     def show_study(self, study: optuna.Study, finished_before: int) -> None:
         """Refresh the trial bar and the best values from the storage (worker processes), and
@@ -143,19 +171,20 @@ class StudyProgress:
         if not self.enabled:
             return
         finished = 0
-        names = list(self.objectives)
         for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
             if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
                 t.state == TrialState.FAIL and "fail_reason" in t.user_attrs
             ):
                 finished += 1
-            if t.state == TrialState.COMPLETE and t.values is not None:
-                self._better(dict(zip(names, t.values, strict=False)))
             if t.datetime_complete is not None and t.datetime_complete >= self.since:
                 self._report(t)
-        self.progress.update(
-            self.trials, completed=finished - finished_before, info=self._best_info()
-        )
+        self.progress.update(self.trials, completed=finished - finished_before)
+        self.show_front(study)
+
+    def show_front(self, study: optuna.Study) -> None:
+        if self.enabled:
+            self.front_info = front_summary(study, list(self.objectives))
+            self.progress.update(self.trials, info=self.front_info)
 
     def _report(self, trial: FrozenTrial) -> None:
         if not self.enabled or trial.number in self.reported:
@@ -165,12 +194,19 @@ class StudyProgress:
         if line is not None:
             self.progress.console.print(escape(line), highlight=False, soft_wrap=True)
 
-    def _best_info(self) -> str:
-        return "  ".join(f"best {k} {v:.4g}" for k, v in self.best.items())
 
-    def _better(self, values: dict[str, float]) -> None:
-        for name, value in values.items():
-            if not math.isfinite(value):
-                continue
-            better = min if self.objectives.get(name) == "minimize" else max
-            self.best[name] = better(self.best.get(name, value), value)
+def front_summary(study: optuna.Study, objectives: Sequence[str]) -> str:
+    """``front 3 · lambda_max 12.3 (#4) · accuracy_drop 0.51 (#2)``: the size of the study's
+    Pareto front and, per objective, the best value on it and its trial ("" while empty)."""
+    from .pareto import front_trials
+
+    front = front_trials(study)
+    if not front:
+        return ""
+    parts = [f"front {len(front)}"]
+    points = [(t.number, list(t.values or [])) for t in front]  # front trials have values
+    for i, (name, direction) in enumerate(zip(objectives, study.directions, strict=False)):
+        sign = 1.0 if direction == optuna.study.StudyDirection.MINIMIZE else -1.0
+        number, values = min(points, key=lambda p: sign * p[1][i])
+        parts.append(f"{name} {values[i]:.4g} (#{number})")
+    return " · ".join(parts)

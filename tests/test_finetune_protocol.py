@@ -10,7 +10,7 @@ import optuna
 import pytest
 from conftest import TINY_SPACE
 
-from snt_search import pipeline
+from snt_search import stages
 from snt_search.config import LEGACY_FINETUNE, FinetuneConfig, TrainConfig
 from snt_search.pipeline import build_model, compress_copy, load_data
 from snt_search.registry import get_registry
@@ -132,7 +132,7 @@ def test_the_compressor_fine_tunes_as_the_section_says(
     spec = _spec(finetune)
     data = load_data(spec)
     model, _ = build_model(spec, data)
-    monkeypatch.setattr(pipeline, "train", spy)
+    monkeypatch.setattr(stages, "train", spy)
     compress_copy(spec, model, data)
     assert len(calls) == 1
     name, got_params, cfg = calls[0]

@@ -16,7 +16,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from snt_search import pipeline
+from snt_search import stages
 from snt_search.config import SharpnessConfig
 from snt_search.driver import StudyOptions, run_study
 from snt_search.hypervolume import front_numbers
@@ -111,7 +111,7 @@ def test_a_study_keeps_a_negative_power_estimate_off_the_front(
         calls.append(kwargs)
         return result(-0.5, method=kwargs["method"])
 
-    monkeypatch.setattr(pipeline, "estimate_lambda_max", negative)
+    monkeypatch.setattr(stages, "estimate_lambda_max", negative)
     space = load_space(tiny_space)
     space = replace(space, sharpness=replace(space.sharpness, method="power"))
     outcome = run_study(space, StudyOptions(n_trials=1, show_progress=False))

@@ -25,7 +25,7 @@ import pytest
 from optuna.trial import TrialState
 from test_storages import _space, _trials, pg_url, quick_runner, storage_url
 
-from snt_search import pipeline
+from snt_search import stages
 from snt_search.checkpoint import read_metadata
 from snt_search.driver import (
     MAX_UNEXPECTED_IN_A_ROW,
@@ -106,7 +106,7 @@ def stalling_runner(spec: TrialSpec, *, checkpoint: Path, **kwargs: Any) -> Tria
     runs normally. Module level, so worker processes can unpickle it.
     """
     marker = checkpoint.parent / MARKER
-    estimate = pipeline.estimate_lambda_max
+    estimate = stages.estimate_lambda_max
 
     def announce_and_stall(*args: Any, **kw: Any) -> Any:
         mine = marker.with_name(f".{MARKER}.{os.getpid()}")
@@ -120,7 +120,7 @@ def stalling_runner(spec: TrialSpec, *, checkpoint: Path, **kwargs: Any) -> Tria
         time.sleep(STALL_S)
         return estimate(*args, **kw)
 
-    with mock.patch.object(pipeline, "estimate_lambda_max", announce_and_stall):
+    with mock.patch.object(stages, "estimate_lambda_max", announce_and_stall):
         return run_trial(spec, checkpoint=checkpoint, **kwargs)
 
 

@@ -85,6 +85,7 @@ def run_study_ray(
             StudyProgress(remaining, space.objectives, enabled=options.show_progress) as display,
             showing(display, study, before["total"]),
         ):
+            display.resuming(study, before["total"], options.n_trials)
             errors = run_experiments(study, space, options, ray_options, storage_path)
             display.show_study(study, before["total"])
     finally:
