@@ -25,6 +25,7 @@ import inspect
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -81,8 +82,14 @@ def load_callback(spec: str) -> Callback:
     return named(obj, spec)
 
 
-def load_callbacks(specs: Sequence[str]) -> list[Callback]:
-    return [load_callback(s) for s in specs]
+def load_callbacks(
+    specs: Sequence[str], track: Sequence[str] = (), track_dir: Path | None = None
+) -> list[Callback]:
+    """The trackers ``track`` names (writing under ``track_dir``), then the ``--callback``s."""
+    from .trackers import make_tracker
+
+    trackers: list[Callback] = [make_tracker(name, track_dir or Path(".")) for name in track]
+    return trackers + [load_callback(s) for s in specs]
 
 
 def named(callback: Callback, spec: str) -> Callback:

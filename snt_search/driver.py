@@ -91,12 +91,19 @@ class StudyOptions:
     keep_models: str = "front"  # front | all | none: whose models stay stored (docs/export.md)
     artifacts: str | None = None  # model store: a folder or s3://bucket/prefix
     callbacks: tuple[str, ...] = ()  # --callback module:object, Optuna callbacks (callbacks.py)
+    track: tuple[str, ...] = ()  # --track tensorboard (trackers.py)
+    track_dir: Path | None = None  # default: <out>/tensorboard
 
     def name(self, space: Space) -> str:
         return self.study_name or space.name
 
     def out(self, study_name: str) -> Path:
         return self.out_dir or Path("runs") / study_name
+
+    def study_callbacks(self, study_name: str) -> list[Callable[..., None]]:
+        """The trackers and ``--callback``s each finished trial is handed to (both drivers)."""
+        where = self.track_dir or self.out(study_name) / "tensorboard"
+        return load_callbacks(self.callbacks, self.track, where)
 
     def artifact_store(self, study_name: str) -> str:
         """Where trials keep their models: ``artifacts``, default ``<out>/artifacts``."""
@@ -177,7 +184,7 @@ def run_study(
     registry = registry or get_registry()
     space.check(registry)
     space.budget(options.budget)
-    load_callbacks(options.callbacks)  # a bad --callback fails before the first trial
+    options.study_callbacks(options.name(space))  # a bad --callback fails before any trial
     storage = open_storage(
         options.storage, heartbeat_s=options.heartbeat_s, grace_s=options.grace_s
     )
@@ -273,7 +280,7 @@ def run_worker(
     optuna_log.addFilter(quiet)
     callbacks: list[Callable[..., None]] = [record_study]
     callbacks += [progress.trial_done] if progress is not None else []
-    callbacks += load_callbacks(options.callbacks)  # after the study has recorded the trial
+    callbacks += options.study_callbacks(name)  # after the study has recorded the trial
     ran = 0
     try:
         for _ in range(quota):

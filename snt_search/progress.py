@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -34,6 +34,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 if TYPE_CHECKING:
     from .training import EpochStats
@@ -105,9 +106,9 @@ class StudyProgress:
         self.objectives = objectives
         self.verbose = verbose
         self.front_info = ""  # "front 3 · lambda_max 12.3 (#4) · ..." of the whole study
-        self.progress = Progress(
+        self.progress = _Display(
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=20),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TextColumn("eta"),
@@ -158,6 +159,7 @@ class StudyProgress:
 
     def end_trial(self, values: dict[str, float] | None) -> None:
         self.progress.update(self.trials, advance=1)
+        self.progress.update(self.epochs, info="done")
 
     def trial_done(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """An Optuna callback: print the line of ``trial``, which has just ended, and show
@@ -184,7 +186,8 @@ class StudyProgress:
     def show_front(self, study: optuna.Study) -> None:
         if self.enabled:
             self.front_info = front_summary(study, list(self.objectives))
-            self.progress.update(self.trials, info=self.front_info)
+            self.progress.front = self.front_info
+            self.progress.refresh()
 
     def _report(self, trial: FrozenTrial) -> None:
         if not self.enabled or trial.number in self.reported:
@@ -193,6 +196,17 @@ class StudyProgress:
         line = trial_line(trial, list(self.objectives), verbose=self.verbose)
         if line is not None:
             self.progress.console.print(escape(line), highlight=False, soft_wrap=True)
+
+
+class _Display(Progress):
+    """rich's Progress with the study's front on a line of its own under the bars."""
+
+    front = ""
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        if self.front:
+            yield Text(self.front, overflow="fold")
 
 
 def front_summary(study: optuna.Study, objectives: Sequence[str]) -> str:

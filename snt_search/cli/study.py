@@ -125,6 +125,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="an Optuna callback(study, trial) called after each trial, e.g. a W&B or MLflow "
         "callback made in your module (repeatable; docs/studies.md)",
     )
+    p.add_argument(
+        "--track",
+        action="append",
+        default=[],
+        choices=("tensorboard",),
+        help="write every finished trial to an experiment tracker: tensorboard (one log dir "
+        "per trial under --track-dir; `tensorboard --logdir` it)",
+    )
+    p.add_argument(
+        "--track-dir", type=Path, help="where trackers write (default: <out>/tensorboard)"
+    )
     add_ray_arguments(p)
     add_json(p)
     p.set_defaults(run=run)
@@ -169,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
         keep_models=args.keep_models,
         artifacts=args.artifacts,
         callbacks=tuple(args.callback),
+        track=tuple(args.track),
+        track_dir=args.track_dir,
     )
     ray_options = options_from_args(args)
     if args.dry_run:

@@ -39,7 +39,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from ..callbacks import Callback, CallbackError, load_callbacks
+from ..callbacks import Callback, CallbackError
 from ..driver import (
     MAX_UNEXPECTED_IN_A_ROW,
     StudyOptions,
@@ -247,10 +247,10 @@ class StudySearcher(Searcher):
     def _call_back(self, study: optuna.Study, trial_id: int) -> None:
         """Run the ``--callback`` callbacks on the finished trial, as ``Study.optimize`` does;
         one that raises stops the study with its message (the trial is already stored)."""
-        if not self._options.callbacks:
+        if not (self._options.callbacks or self._options.track):
             return
         if self._callbacks is None:
-            self._callbacks = load_callbacks(self._options.callbacks)
+            self._callbacks = self._options.study_callbacks(study.study_name)
         frozen = study_storage(study).get_trial(trial_id)
         try:
             for callback in self._callbacks:
