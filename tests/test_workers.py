@@ -77,7 +77,9 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes_the_trial(
         done.set()
         signal.signal(signal.SIGINT, previous)
     assert code == 130, f"exit {code}; the Ctrl-C watcher {'fired' if fired else 'never fired'}"
-    assert "run the same command again to resume" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"Resume: snt-search {' '.join(command)}" in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1, err
     study = optuna.load_study(study_name="tiny", storage="sqlite:///snt-search.db")
     first, queued = study.trials
     assert first.state == TrialState.FAIL and first.user_attrs["interrupted"] is True

@@ -9,6 +9,7 @@ parser of the one command it runs; the others get a stub that only carries their
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -73,8 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except KeyboardInterrupt:
+        again = shlex.join(["snt-search", *argv])
         err_console.print(
-            "interrupted; finished trials are stored: run the same command again to resume"
+            f"interrupted; finished trials are stored, the running one is queued again. "
+            f"Resume: {escape(again)}",
+            soft_wrap=True,
+            highlight=False,
         )
         return 130
     except Exception as exc:
