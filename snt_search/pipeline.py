@@ -7,6 +7,9 @@ in :class:`TrialResult` (metrics, per-epoch curve, plugin reports), ready to be 
 model with non-finite outputs or a non-finite metric fails the trial instead
 (:class:`TrialFailed`, naming the stage and its plugins). A negative or unconverged lambda_max
 is a result kept off the front: the sharpness report's ``off_front_reason`` says why.
+
+The stages themselves (data, model, lambda_max, compression with its fine-tuning) live in
+:mod:`snt_search.stages` and are re-exported here; this module runs them and scores.
 """
 
 from __future__ import annotations
