@@ -30,7 +30,7 @@ from .measure import measure_model
 from .registry import Registry, get_registry
 from .repeats import run_seeds
 from .sharpness import off_front_reason
-from .specs import CompressionReport, Compressor, Optimizer
+from .specs import CompressionReport
 from .stages import (
     TrialFailed,
     TrialResult,
@@ -90,7 +90,6 @@ def run_trial(
     model, transform_report = build_model(spec, data, registry)
     n_params = sum(p.numel() for p in model.parameters())
     optimizer = registry.get("optimizer", spec.plugins["optimizer"])
-    assert isinstance(optimizer, Optimizer)
     stages = {  # who made what each stage measured, for the failure reasons
         "training": plugin_names(spec, "backbone", "transform", "optimizer"),
         "sharpness": plugin_names(spec, "backbone", "transform", "optimizer"),
@@ -149,7 +148,6 @@ def run_trial(
     if spec.sweep is not None:
         phase("sweep")
         pruner = registry.get("compressor", spec.sweep.compressor)
-        assert isinstance(pruner, Compressor)
         finetune = finetuner(spec, registry, data, device, stages["sweep"], "sweep")
         curve = sweep(
             model,

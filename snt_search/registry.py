@@ -22,10 +22,13 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .plugin_notes import clash_notes
 from .specs import KINDS, Plugin, PluginError
+
+if TYPE_CHECKING:
+    from .specs import Backbone, Compressor, Dataset, Optimizer, Transform
 
 __all__ = [
     "AUTOLOAD_ENV",
@@ -178,8 +181,24 @@ class Registry:
                 f"Fix or uninstall them, or set {AUTOLOAD_ENV}=1 to load built-ins only."
             )
 
+    @overload
+    def get(self, kind: Literal["dataset"], name: str) -> Dataset: ...
+    @overload
+    def get(self, kind: Literal["backbone"], name: str) -> Backbone: ...
+    @overload
+    def get(self, kind: Literal["transform"], name: str) -> Transform: ...
+    @overload
+    def get(self, kind: Literal["optimizer"], name: str) -> Optimizer: ...
+    @overload
+    def get(self, kind: Literal["compressor"], name: str) -> Compressor: ...
+    @overload
+    def get(self, kind: str, name: str) -> Plugin: ...
+
     def get(self, kind: str, name: str) -> Plugin:
-        """A fresh instance of plugin ``name`` of ``kind``; errors list what exists."""
+        """A fresh instance of plugin ``name`` of ``kind``; errors list what exists.
+
+        Typed by kind (``get("backbone", ...)`` is a :class:`~snt_search.specs.Backbone`):
+        every plugin class is checked to subclass its kind's base when it is loaded."""
         if kind not in KINDS:
             raise PluginError(f"unknown plugin kind {kind!r}; kinds are: {', '.join(KINDS)}")
         record = self._find_ok(kind, name)

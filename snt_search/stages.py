@@ -19,15 +19,10 @@ from .data import normalize
 from .registry import Registry, get_registry
 from .sharpness import SharpnessResult, draw_batches, estimate_lambda_max
 from .specs import (
-    Backbone,
     CompressionContext,
     CompressionReport,
-    Compressor,
     DataBundle,
     DataRequest,
-    Dataset,
-    Optimizer,
-    Transform,
 )
 from .training import Diverged, train
 from .trial_spec import TrialSpec
@@ -74,7 +69,6 @@ def load_data(spec: TrialSpec, registry: Registry | None = None) -> DataBundle:
     key = (name, tuple(sorted(params.items())), str(spec.data_dir))
     if key not in _DATA_CACHE:
         dataset = registry.get("dataset", name)
-        assert isinstance(dataset, Dataset)
         request = DataRequest(data_dir=spec.data_dir, download=spec.download, seed=spec.seed)
         _DATA_CACHE[key] = dataset.load(request, **params).validate(name)
     budget = spec.budget
@@ -88,7 +82,6 @@ def build_model(
     registry = registry or get_registry()
     backbone = registry.get("backbone", spec.plugins["backbone"])
     transform = registry.get("transform", spec.plugins["transform"])
-    assert isinstance(backbone, Backbone) and isinstance(transform, Transform)
     torch.manual_seed(spec.seed)
     model = backbone.build(
         num_classes=data.num_classes,
@@ -124,7 +117,6 @@ def compress_copy(
     registry = registry or get_registry()
     device = torch.device(spec.device)
     compressor = registry.get("compressor", spec.plugins["compressor"])
-    assert isinstance(compressor, Compressor)
     compressed = copy.deepcopy(model)
     x_c, y_c = _normalized_sample(data, CALIBRATION_IMAGES, seed=spec.seed + 2, device=device)
     calibration = draw_batches(x_c, y_c, samples=len(y_c), batch_size=128, seed=spec.seed + 2)
@@ -158,7 +150,6 @@ def finetuner(
     own = ft.optimizer == "trial"
     name = spec.plugins["optimizer"] if own else ft.optimizer
     optimizer = registry.get("optimizer", name)
-    assert isinstance(optimizer, Optimizer)
     params = spec.params.get("optimizer", {}) if own else {}
 
     def finetune(m: nn.Module, epochs: int) -> None:

@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = train(
         model,
-        optimizer,  # type: ignore[arg-type]
+        optimizer,
         spec.params.get("optimizer", {}),
         data,
         spec.train,
