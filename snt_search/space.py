@@ -101,6 +101,8 @@ class Space:
     early_stop: EarlyStop | None = None  # [early_stop]: stop hopeless trials (early_stop.py)
     constraints: tuple[Constraint, ...] = ()  # [constraints]: bounds on metrics (constraints.py)
     resources: TrialResources = TrialResources()  # [resources]: per trial on Ray (resources.py)
+    # [tracking]: tracker -> folder ("" = <out>/tensorboard), as --track / --track-dir
+    tracking: dict[str, str] = field(default_factory=dict)
     # The command-line option that set a key ("--set train.lr=0.1", "--dataset digits"), by
     # param key or plugin kind: errors about that key name the option instead of the file.
     origins: dict[str, str] = field(repr=False, compare=False, default_factory=dict)

@@ -18,6 +18,7 @@ from .early_stop import parse_early_stop
 from .resources import TrialResources
 from .space import METRICS, SAMPLERS, Dimension, Space, SpaceError, did_you_mean, fits_type
 from .specs import KINDS
+from .trackers import TRACKERS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -28,6 +29,7 @@ __all__ = ["parse_space", "read_space"]
 
 _SECTIONS = {"study", "objectives", "plugins", "params", "sharpness", "budgets", "sweep"}
 _SECTIONS |= {"finetune"}  # how compressors fine-tune (config.FinetuneConfig)
+_SECTIONS |= {"tracking"}  # trackers every run of the space writes to (trackers.py)
 _SECTIONS |= {"early_stop", "constraints"}  # see early_stop.py and constraints.py
 _SECTIONS |= {"resources"}  # per-trial CPUs/GPUs on Ray, see resources.py
 _STUDY_KEYS = (
@@ -157,6 +159,7 @@ def parse_space(raw: dict[str, Any], path: Path) -> Space:
         early_stop=parse_early_stop(raw.get("early_stop"), fail),
         constraints=parse_constraints(raw.get("constraints"), metrics, fail),
         resources=_resources(raw, path, fail),
+        tracking=_tracking(raw, path, fail),
     )
 
 
@@ -200,6 +203,23 @@ def _resources(raw: dict[str, Any], path: Path, fail: Any) -> TrialResources:
     except ValueError as exc:  # a rule of TrialResources; add the file to its message
         raise fail(str(exc)) from None
     return resources
+
+
+def _tracking(raw: dict[str, Any], path: Path, fail: Any) -> dict[str, str]:
+    """``[tracking] tensorboard = true`` (or a folder): tracker name -> folder ("" = default)."""
+    out = {}
+    for name, value in _table(raw, "tracking", path).items():
+        if name not in TRACKERS:
+            raise fail(f"[tracking] unknown tracker {name!r}; trackers: {', '.join(TRACKERS)}")
+        if value is False:
+            continue
+        if value is not True and not (isinstance(value, str) and value):
+            raise fail(
+                f"[tracking] {name} must be true or a folder to write to, got {value!r}; "
+                f'e.g. {name} = true or {name} = "runs/tb"'
+            )
+        out[name] = "" if value is True else value
+    return out
 
 
 def _sweep(raw: dict[str, Any], path: Path, fail: Any) -> SweepConfig | None:

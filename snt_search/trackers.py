@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
-from optuna.trial import FrozenTrial, TrialState
+if TYPE_CHECKING:  # a space file names trackers: reading one must not import optuna
+    import optuna
+    from optuna.trial import FrozenTrial
 
 __all__ = ["TRACKERS", "TensorBoardTracker", "make_tracker"]
 
@@ -42,6 +43,8 @@ class TensorBoardTracker:
             ) from exc
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        from optuna.trial import TrialState
+
         if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
             return
         if trial.state == TrialState.FAIL and "fail_reason" not in trial.user_attrs:

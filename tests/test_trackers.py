@@ -79,3 +79,25 @@ def test_ray_trials_are_written_too(tiny_space: Path, workdir: Path) -> None:
     )
     events = read_events(workdir / "tb" / "trial-00000")
     assert events["epoch/loss"] == [(1, 1.0)] and events["metric/lambda_max"] == [(0, 3.0)]
+
+
+def test_a_space_can_ask_for_a_tracker(tiny_space: Path, workdir: Path) -> None:
+    tiny_space.write_text(tiny_space.read_text() + '\n[tracking]\ntensorboard = "tb-here"\n')
+    assert load_space(tiny_space).tracking == {"tensorboard": "tb-here"}
+    assert main(["study", "--space", str(tiny_space), "--trials", "1"]) == 0
+    assert (workdir / "tb-here" / "trial-00000").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("mlflow = true", r"\[tracking\] unknown tracker 'mlflow'; trackers: tensorboard"),
+        ("tensorboard = 3", r"\[tracking\] tensorboard must be true or a folder"),
+    ],
+)
+def test_a_bad_tracking_table_names_the_key(tiny_space: Path, table: str, message: str) -> None:
+    from snt_search.space import SpaceError
+
+    tiny_space.write_text(tiny_space.read_text() + f"\n[tracking]\n{table}\n")
+    with pytest.raises(SpaceError, match=message):
+        load_space(tiny_space)

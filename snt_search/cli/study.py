@@ -141,6 +141,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _tracking_dir(space: Space) -> Path | None:
+    """The folder the space's ``[tracking]`` names, if it names one."""
+    folders = [f for f in space.tracking.values() if f]
+    return Path(folders[0]) if folders else None
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -180,8 +186,8 @@ def run(args: argparse.Namespace) -> int:
         keep_models=args.keep_models,
         artifacts=args.artifacts,
         callbacks=tuple(args.callback),
-        track=tuple(args.track),
-        track_dir=args.track_dir,
+        track=tuple(dict.fromkeys([*args.track, *space.tracking])),
+        track_dir=args.track_dir or _tracking_dir(space),
     )
     ray_options = options_from_args(args)
     if args.dry_run:
