@@ -41,7 +41,7 @@ from .export.artifacts import (
 from .optuna_compat import stored_trial
 from .pareto import front_trials
 from .pipeline import TrialFailed
-from .progress import StudyProgress
+from .progress import PHASE_ATTR, StudyProgress
 from .recording import record_end, record_result, requeue
 from .registry import Registry
 from .space import Space
@@ -107,15 +107,25 @@ class TrialObjective:
             front = [t.user_attrs.get("curve", []) for t in front_trials(self.study)]
             front_accuracy = front_floor(front, rule.at_epoch)
 
+        shared = options.workers > 1  # a worker process: the parent reads the phase stored
+
+        def on_phase(name: str) -> None:
+            if self.progress:
+                self.progress.phase(name)
+            if shared:
+                trial.set_user_attr(PHASE_ATTR, name)
+
         def on_epoch(stats: EpochStats) -> None:
             curve.append(asdict(stats))
             if self.progress:
                 self.progress.epoch(stats)
+            if shared:
+                on_phase(f"epoch {stats.epoch}/{spec.train.epochs}")
             if rule is not None:
                 rule.check(stats.epoch, stats.test_accuracy, front_accuracy)
 
         try:
-            phases = {"on_phase": self.progress.phase} if self.progress and self._phases else {}
+            phases = {"on_phase": on_phase} if self._phases else {}
             result = self.runner(
                 spec, registry=self.registry, on_epoch=on_epoch, checkpoint=checkpoint, **phases
             )

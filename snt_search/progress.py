@@ -39,7 +39,9 @@ from rich.text import Text
 if TYPE_CHECKING:
     from .training import EpochStats
 
-__all__ = ["QuietTrialFailures", "StudyProgress", "front_summary", "trial_line"]
+__all__ = ["PHASE_ATTR", "QuietTrialFailures", "StudyProgress", "front_summary", "trial_line"]
+
+PHASE_ATTR = "phase"  # a worker process's running trial: "epoch 3/10", "lambda_max", ...
 
 EXPECTED = "TrialFailed: "  # the prefix of a reason the pipeline gave (no traceback helps)
 VERBOSE_HINT = " (-v shows the traceback)"
@@ -173,6 +175,7 @@ class StudyProgress:
         if not self.enabled:
             return
         finished = 0
+        running = []
         for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
             if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
                 t.state == TrialState.FAIL and "fail_reason" in t.user_attrs
@@ -180,7 +183,11 @@ class StudyProgress:
                 finished += 1
             if t.datetime_complete is not None and t.datetime_complete >= self.since:
                 self._report(t)
-        self.progress.update(self.trials, completed=finished - finished_before)
+            if t.state == TrialState.RUNNING and PHASE_ATTR in t.user_attrs:
+                running.append(f"#{t.number} {t.user_attrs[PHASE_ATTR]}")
+        self.progress.update(
+            self.trials, completed=finished - finished_before, info="  ".join(running)
+        )
         self.show_front(study)
 
     def show_front(self, study: optuna.Study) -> None:

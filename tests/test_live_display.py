@@ -95,3 +95,22 @@ def test_a_runner_without_on_phase_still_runs(tiny_space: Path, workdir: Path) -
 
     outcome = run_study(load_space(tiny_space), StudyOptions(n_trials=1), runner=plain)
     assert outcome.finished == 1
+
+
+def test_worker_trials_show_their_phase_from_the_storage() -> None:
+    study = _study()
+    running = study.ask()
+    running.set_user_attr("phase", "lambda_max")
+    progress, _ = _display(4)
+    with progress:
+        progress.show_study(study, 0)
+        assert progress.progress.tasks[progress.trials].fields["info"] == "#3 lambda_max"
+
+
+def test_worker_processes_store_each_phase(tiny_space: Path, workdir: Path) -> None:
+    import optuna
+
+    code = main(["study", "--space", str(tiny_space), "--trials", "2", "--workers", "2"])
+    assert code == 0
+    study = optuna.load_study(study_name="tiny", storage="sqlite:///snt-search.db")
+    assert [t.user_attrs.get("phase") for t in study.trials] == ["compress", "compress"]
