@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from datetime import UTC, datetime
@@ -97,9 +98,16 @@ def run_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def stamp() -> dict[str, Any]:
+    """When and where a run was made (date, CPU or GPU, threads, torch)."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0].split(":", 1)[1].strip() if names else cpu
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} thread(s)",
+        "machine": f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} thread(s), {gpu}",
         "torch": torch.__version__,
     }
 
