@@ -136,8 +136,8 @@ def test_live_torch_prune_masks_are_not_compounded(
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"sparsity": 1.0}, "must be in \\[0, 1\\)"),
-        ({"sparsity": -0.1}, "must be in \\[0, 1\\)"),
+        ({"sparsity": 1.0}, r"'sparsity' must lie in \[0, 1\), got 1.0"),
+        ({"sparsity": -0.1}, r"'sparsity' must lie in \[0, 1\), got -0.1"),
         ({"scope": "channel"}, "scope must be one of"),
         ({"amount": 0.5}, "has no parameter 'amount'"),
     ],

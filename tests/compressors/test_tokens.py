@@ -127,9 +127,9 @@ def test_bipartite_merge_preserves_mass_and_merges_duplicates() -> None:
 @pytest.mark.parametrize(
     ("name", "params", "match"),
     [
-        ("token_prune", {"keep_rate": 0.0}, "keep_rate must be in"),
+        ("token_prune", {"keep_rate": 0.0}, r"'keep_rate' must lie in \(0, 1\]"),
         ("token_prune", {"blocks": "7"}, "blocks must be 'auto'"),
-        ("token_merge", {"merge_rate": 0.9}, "merge_rate must be in"),
+        ("token_merge", {"merge_rate": 0.9}, r"'merge_rate' must lie in \[0, 0.5\]"),
     ],
 )
 def test_bad_token_requests_are_explained(
