@@ -48,7 +48,10 @@ def test_front_fraction_is_relative_to_the_front_at_that_epoch() -> None:
         ("[early_stop]\nat_epoch = 2\nmin_accuracy = 130\n", r"min_accuracy must be .* got 130"),
         ("[early_stop]\nat_epoch = 2\nfloor = 3\n", r"unknown key 'floor'; allowed: at_epoch"),
         ("[constraints]\nbase_acc = { min = 1 }\n", r"unknown metric 'base_acc'; metrics are"),
-        ("[constraints]\nbase_accuracy = 20\n", r"must be a table with min, max and/or min_from_best"),
+        (
+            "[constraints]\nbase_accuracy = 20\n",
+            r"must be a table with min, max and/or min_from_best",
+        ),
     ],
 )
 def test_bad_sections_name_file_key_and_fix(tmp_path: Path, section: str, message: str) -> None:
